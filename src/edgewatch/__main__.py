@@ -1,0 +1,3 @@
+from edgewatch.cli import entry_point
+
+entry_point()

@@ -1,0 +1,174 @@
+"""Running a whole configuration: every camera's pipeline side by side, their outputs, and shutdown."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgewatch.config import CameraConfig, Config
+from edgewatch.errors import EdgewatchError
+from edgewatch.models import Detector, load_detector
+from edgewatch.pipeline import Pipeline, PipelineStats, Sink
+from edgewatch.sinks import JsonLinesWriter, RawVideoPipe, WindowDisplay, open_media_writer
+from edgewatch.sources import Source, open_source
+from edgewatch.sources.frames import FrameSelection
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    """What to write, for every camera of a run.
+
+    Attributes:
+        video: annotated video or image path (`--out`); with several cameras each gets `<stem>-<camera>`.
+        json: per-frame JSON lines (`--json`), shared by all cameras.
+        pipe: raw bgr24 frames on stdout (`--pipe`, one camera only).
+        show: a local window per camera (`--show`).
+        progress: a progress bar on stderr for files.
+        max_frames: overrides each camera's max_frames when set.
+    """
+
+    video: Path | None = None
+    json: Path | None = None
+    pipe: bool = False
+    show: bool = False
+    progress: bool = True
+    max_frames: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    exit_code: int
+    stats: list[PipelineStats]
+
+
+def camera_detector(config: Config, camera: CameraConfig) -> Detector:
+    named = config.detectors.get(camera.detector)
+    if named is not None:
+        return load_detector(named.type, **named.options())
+    return load_detector(camera.detector)
+
+
+def _video_path(base: Path, camera: str, cameras: int) -> Path:
+    return base if cameras == 1 or base.is_dir() else base.with_name(f"{base.stem}-{camera}{base.suffix}")
+
+
+class _Shutdown:
+    """Turns SIGINT / SIGTERM into a stop of every pipeline and remembers the exit code."""
+
+    def __init__(self, pipelines: list[Pipeline]) -> None:
+        self.exit_code = EXIT_OK
+        self._pipelines = pipelines
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        self.exit_code = EXIT_INTERRUPTED if signum == signal.SIGINT else EXIT_TERMINATED
+        log.warning("stopping on %s", signal.Signals(signum).name)
+        for pipeline in self._pipelines:
+            pipeline.stop()
+
+    def __enter__(self) -> _Shutdown:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def run_config(config: Config, outputs: Outputs) -> RunResult:
+    """Open every camera, run them side by side until their inputs end or a signal arrives.
+
+    Sources are all opened (and fail) before anything starts. Outputs are closed, and so finished, on
+    every way out, errors included.
+    """
+    if outputs.pipe and len(config.cameras) > 1:
+        raise EdgewatchError("--pipe takes one camera, and the config has several", "use --out per camera instead")
+    with ExitStack() as resources:
+        display = WindowDisplay() if outputs.show else None
+        shared: list[Sink] = []
+        if outputs.json is not None:
+            shared.append(resources.enter_context(contextlib.closing(JsonLinesWriter(outputs.json))))
+        if display is not None:
+            resources.callback(display.close)
+            shared.append(display)
+        pipelines = []
+        for name, camera in config.cameras.items():
+            source: Source = resources.enter_context(open_source(camera.source, open_timeout=camera.open_timeout))
+            detector = camera_detector(config, camera)
+            resources.callback(detector.close)
+            selection = FrameSelection(
+                stride=camera.stride,
+                fps=camera.fps,
+                realtime=camera.realtime,
+                loop=camera.loop,
+                max_frames=outputs.max_frames or camera.max_frames,
+            )
+            sinks = list(shared)
+            if outputs.video is not None:
+                single = source.info.frame_count == 1
+                writer = open_media_writer(
+                    _video_path(outputs.video, name, len(config.cameras)), selection.output_fps(source.info.fps), single
+                )
+                sinks.append(resources.enter_context(contextlib.closing(writer)))
+            if outputs.pipe:
+                sinks.append(resources.enter_context(contextlib.closing(RawVideoPipe())))
+            pipelines.append(
+                Pipeline(
+                    source,
+                    detector,
+                    camera=name,
+                    selection=selection,
+                    min_score=camera.min_score,
+                    labels=camera.labels,
+                    sinks=sinks,
+                    progress=outputs.progress,
+                )
+            )
+        with _Shutdown(pipelines) as shutdown:
+            for pipeline in pipelines:
+                pipeline.start()
+            try:
+                _wait_all(pipelines, display)
+            finally:
+                for pipeline in pipelines:
+                    pipeline.stop()
+            stats = [pipeline.wait() for pipeline in pipelines]
+        for item in stats:
+            if item is not None:
+                log.info(
+                    "%s: %d frames in %.1f s (%.1f fps, detector %.1f ms/frame, %d dropped, %d reconnects)",
+                    item.camera,
+                    item.frames,
+                    item.seconds,
+                    item.fps,
+                    item.mean_inference_ms,
+                    item.dropped,
+                    item.reconnects,
+                )
+        return RunResult(shutdown.exit_code, [item for item in stats if item is not None])
+
+
+def _wait_all(pipelines: list[Pipeline], display: WindowDisplay | None) -> None:
+    """Wait on the main thread, where signals arrive and windows must be drawn; raise the first error
+    as soon as its pipeline ends rather than after the others."""
+    while not all(pipeline.finished for pipeline in pipelines):
+        for pipeline in pipelines:
+            if pipeline.finished:
+                pipeline.wait()
+        if display is not None and not display.pump():
+            return
+        time.sleep(0.01 if display is not None else 0.05)

@@ -1,0 +1,183 @@
+"""The `edgewatch` command: parses arguments, calls the packages, turns errors into one line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from edgewatch import __version__
+from edgewatch.app import Outputs, run_config
+from edgewatch.config import CameraConfig, Config, load_config
+from edgewatch.errors import EdgewatchError
+from edgewatch.models import BUILTIN_DETECTORS
+from edgewatch.sources import sample_video
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
+
+log = logging.getLogger("edgewatch")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        raise EdgewatchError(f"{self.prog}: {message}", f"see {self.prog} --help")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _score(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="edgewatch",
+        description="Video analytics at the edge: detections, counts and events from cameras and files.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgewatch {__version__}")
+    parser.add_argument("--debug", action="store_true", help="debug logs, and tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    run = commands.add_parser("run", help="run detection on a source, or on everything in a config file")
+    run.add_argument("config", nargs="?", type=Path, help="YAML config (see docs/config.md); or use --source")
+    run.add_argument("--source", help="image, folder, video, webcam index (0 or CAM), rtsp:// http(s):// udp:// URL")
+    run.add_argument(
+        "--detector", default="hog", help=f"built-in detector: {', '.join(BUILTIN_DETECTORS)} (default hog)"
+    )
+    run.add_argument("--camera", default="default", help="camera name in outputs (default 'default')")
+    run.add_argument("--min-score", type=_score, help="drop boxes scoring below this (0..1)")
+    run.add_argument("--only", help="keep only these labels, comma-separated (e.g. person,car)")
+    run.add_argument("--stride", type=_positive_int, help="process every Nth frame")
+    run.add_argument("--fps", type=float, help="process at most F frames per second")
+    run.add_argument("--max-frames", type=_positive_int, help="stop after N processed frames")
+    run.add_argument("--realtime", action="store_true", help="pace a file at its own frame rate, like a camera")
+    run.add_argument("--loop", action="store_true", help="replay a file when it ends")
+    run.add_argument("--open-timeout", type=float, help="seconds a stream may take to open (default 10)")
+    _add_outputs(run)
+    run.add_argument("--pipe", action="store_true", help="write annotated frames as raw bgr24 to stdout")
+    run.add_argument("--show", action="store_true", help="show annotated frames in a window (Esc quits)")
+
+    demo = commands.add_parser("demo", help="find people in a real street video, with embedded defaults")
+    _add_outputs(demo, folder=True)
+    demo.add_argument("--max-frames", type=_positive_int, help="stop after N frames")
+    return parser
+
+
+def _add_outputs(command: argparse.ArgumentParser, folder: bool = False) -> None:
+    if folder:
+        command.add_argument(
+            "--out-dir", type=Path, default=Path("edgewatch-demo"), help="where to write (default ./edgewatch-demo)"
+        )
+    else:
+        command.add_argument(
+            "--out", type=Path, help="annotated video (.mp4 .mkv .mov .avi), image (.jpg .png) or folder/"
+        )
+        command.add_argument("--json", type=Path, help="per-frame JSON lines file")
+    command.add_argument("--quiet", action="store_true", help="no progress bar or info logs")
+
+
+def _config_from_flags(args: argparse.Namespace) -> Config:
+    camera = {
+        "source": args.source,
+        "detector": args.detector,
+        "fps": args.fps,
+        "stride": args.stride or 1,
+        "min_score": args.min_score,
+        "labels": [label.strip() for label in args.only.split(",") if label.strip()] if args.only else None,
+        "realtime": args.realtime,
+        "loop": args.loop,
+    }
+    if args.open_timeout is not None:
+        camera["open_timeout"] = args.open_timeout
+    try:
+        return Config(cameras={args.camera: CameraConfig(**camera)})
+    except ValueError as error:
+        first = error.errors()[0] if hasattr(error, "errors") else {"msg": str(error), "loc": ()}
+        where = ".".join(str(part) for part in first["loc"])
+        raise EdgewatchError(
+            f"bad option {where}: {first['msg'].removeprefix('Value error, ')}", "see edgewatch run --help"
+        ) from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.config is not None and args.source is not None:
+        raise EdgewatchError("give a config file or --source, not both", "put the source in the config")
+    if args.config is None and args.source is None:
+        raise EdgewatchError("nothing to run", "name a config file, or a --source")
+    config = load_config(args.config) if args.config is not None else _config_from_flags(args)
+    outputs = Outputs(
+        video=args.out,
+        json=args.json,
+        pipe=args.pipe,
+        show=args.show,
+        progress=not args.quiet,
+        max_frames=args.max_frames,
+    )
+    return run_config(config, outputs).exit_code
+
+
+def _demo(args: argparse.Namespace) -> int:
+    video = args.out_dir / "annotated.mp4"
+    lines = args.out_dir / "detections.jsonl"
+    config = Config(cameras={"demo": CameraConfig(source=str(sample_video("bikes.mp4")), detector="hog")})
+    result = run_config(config, Outputs(video=video, json=lines, progress=not args.quiet, max_frames=args.max_frames))
+    frames = sum(item.frames for item in result.stats)
+    print(f"edgewatch demo: {frames} frames of bikes.mp4 with the HOG people detector")
+    print(f"  annotated video: {video}")
+    print(f"  JSON lines:      {lines}")
+    return result.exit_code
+
+
+def _setup_logging(debug: bool, quiet: bool) -> None:
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(
+            "%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s" if debug else "%(levelname)s: %(message)s"
+        )
+    )
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        _setup_logging(args.debug, getattr(args, "quiet", False))
+        if args.command == "run":
+            return _run(args)
+        return _demo(args)
+    except EdgewatchError as error:
+        if debug:
+            log.exception("details")
+        print(f"edgewatch: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        if debug:
+            log.exception("internal error")
+        print(
+            f"edgewatch: internal error: {type(error).__name__}: {error} (run with --debug and report it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+def entry_point() -> NoReturn:
+    sys.exit(main())

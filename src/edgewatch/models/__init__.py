@@ -1,0 +1,44 @@
+"""Detectors: the built-in OpenCV ones now; model-file backends plug in behind the same interface."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgewatch.errors import EdgewatchError
+from edgewatch.models.base import Detector, make_detections
+from edgewatch.models.builtin import HAAR_CASCADES, HaarDetector, HogPeopleDetector, MotionDetector
+
+BUILTIN_DETECTORS = ("hog", *HAAR_CASCADES, "motion")
+
+__all__ = ["BUILTIN_DETECTORS", "Detector", "load_detector", "make_detections"]
+
+
+def load_detector(name: str, **options: Any) -> Detector:
+    """A new detector instance (detectors keep state, such as a background model: one per camera).
+
+    Args:
+        name: a built-in detector: `hog`, `haar:face`, `haar:catface`, `haar:fullbody`, `haar:plate`
+            or `motion`.
+        **options: the detector's own settings, e.g. `min_area` for `motion`.
+
+    Raises:
+        EdgewatchError: for an unknown name or option.
+
+    Example:
+        >>> detector = load_detector("motion", min_area=400)
+        >>> detector.labels
+        ['motion']
+    """
+    try:
+        if name == "hog":
+            return HogPeopleDetector(**options)
+        if name in HAAR_CASCADES:
+            return HaarDetector(name, **options)
+        if name == "motion":
+            return MotionDetector(**options)
+    except TypeError as error:
+        raise EdgewatchError(f"bad option for detector {name}: {error}", "see docs/detectors.md") from None
+    raise EdgewatchError(
+        f"unknown detector '{name}'",
+        f"use one of {', '.join(BUILTIN_DETECTORS)}, or a name defined under detectors: in the config",
+    )

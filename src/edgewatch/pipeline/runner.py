@@ -1,0 +1,221 @@
+"""One camera's pipeline: read → detect → deliver, each stage in its own thread."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import supervision as sv
+from tqdm import tqdm
+
+from edgewatch.annotate import Annotator
+from edgewatch.frame import Frame
+from edgewatch.models.base import Detector
+from edgewatch.pipeline.result import FrameResult
+from edgewatch.pipeline.stage import Channel, Stage
+from edgewatch.sources.base import Source
+from edgewatch.sources.frames import FrameSelection, read_frames
+
+log = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    """Where results go: files, windows, pipes, and later brokers and storage. Sinks do I/O and make
+    no decisions; the caller that made a sink closes it."""
+
+    def write(self, result: FrameResult) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineStats:
+    """What a finished (or stopped) run did."""
+
+    camera: str
+    frames: int
+    dropped: int
+    seconds: float
+    mean_inference_ms: float
+    reconnects: int
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class Pipeline:
+    """Runs a detector over a source and hands each result to sinks and a callback.
+
+    Args:
+        source: an open source (see `open_source`).
+        detector: see `load_detector`.
+        camera: the name stamped on frames, JSON lines and events.
+        selection: which frames to process (stride, fps, realtime, loop, max frames).
+        min_score: drop boxes scoring below it; None uses the detector's default.
+        labels: keep only these labels; None keeps all.
+        sinks: objects with `write(result)`; the caller closes them.
+        on_result: called with each `FrameResult`, in frame order, on the delivery thread.
+        progress: show a progress bar on stderr (files only).
+        queue_size: frames waiting between two stages at most.
+
+    Example:
+        >>> import edgewatch as ew
+        >>> with ew.open_source("street.mp4") as source:  # doctest: +SKIP
+        ...     stats = ew.Pipeline(source, ew.load_detector("hog"),
+        ...                         on_result=lambda r: print(r.frame.index, len(r.detections))).run()
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        detector: Detector,
+        *,
+        camera: str = "default",
+        selection: FrameSelection | None = None,
+        min_score: float | None = None,
+        labels: Iterable[str] | None = None,
+        sinks: Sequence[Sink] = (),
+        on_result: Callable[[FrameResult], None] | None = None,
+        progress: bool = False,
+        queue_size: int = 4,
+    ) -> None:
+        self.source = source
+        self.detector = detector
+        self.camera = camera
+        self.selection = selection or FrameSelection()
+        self.min_score = detector.default_min_score if min_score is None else min_score
+        self.labels = None if labels is None else np.asarray(sorted(set(labels)), dtype=str)
+        self.sinks = list(sinks)
+        self.on_result = on_result
+        self._stop = threading.Event()
+        self._annotator = Annotator()
+        self._frames: Channel[Frame] = Channel(
+            1 if source.info.live else queue_size, keep_latest=source.info.live, stop=self._stop
+        )
+        self._results: Channel[FrameResult] = Channel(queue_size, stop=self._stop)
+        self._show_progress = progress and not source.info.live
+        self._progress: tqdm | None = None
+        self._delivered = 0
+        self._inference_ms_total = 0.0
+        self._started = 0.0
+        self._stages = [
+            Stage(
+                f"{camera}:read",
+                read_frames(source, camera, self.selection, self._stop),
+                _same,
+                self._frames,
+                self._stop,
+            ),
+            Stage(f"{camera}:detect", self._frames, self._detect, self._results, self._stop),
+            Stage(f"{camera}:deliver", self._results, self._deliver, None, self._stop),
+        ]
+
+    def _progress_bar(self) -> tqdm:
+        info = self.source.info
+        return tqdm(
+            total=self.selection.expected_count(info.frame_count, info.fps),
+            desc=self.camera,
+            unit="frame",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            mininterval=0.5 if sys.stderr.isatty() else 5.0,
+        )
+
+    def _detect(self, frame: Frame) -> FrameResult:
+        started = time.perf_counter()
+        detections = self.detector.detect(frame.image)
+        inference_ms = (time.perf_counter() - started) * 1000
+        return FrameResult(frame, self._filter(detections), inference_ms, self._annotator)
+
+    def _filter(self, detections: sv.Detections) -> sv.Detections:
+        if len(detections) == 0:
+            return detections
+        keep = np.ones(len(detections), dtype=bool)
+        if detections.confidence is not None:
+            keep &= detections.confidence >= self.min_score
+        if self.labels is not None:
+            keep &= np.isin(detections.data["class_name"], self.labels)
+        return detections if keep.all() else detections[keep]
+
+    def _deliver(self, result: FrameResult) -> None:
+        for sink in self.sinks:
+            sink.write(result)
+        if self.on_result is not None:
+            self.on_result(result)
+        self._delivered += 1
+        self._inference_ms_total += result.inference_ms
+        if self._progress is not None:
+            self._progress.update(1)
+
+    def start(self) -> None:
+        """Start the stages and return at once; `wait()` for the end."""
+        log.info(
+            "%s: %s (%dx%d, %s fps, %s) with %s",
+            self.camera,
+            self.source.info.uri,
+            self.source.info.width,
+            self.source.info.height,
+            f"{self.source.info.fps:g}" if self.source.info.fps else "unknown",
+            "live" if self.source.info.live else f"{self.source.info.frame_count or 'unknown'} frames",
+            self.detector.name,
+        )
+        self._started = time.monotonic()
+        if self._show_progress:
+            self._progress = self._progress_bar()
+        for stage in self._stages:
+            stage.start()
+
+    def stop(self) -> None:
+        """Ask every stage to finish soon; safe from a signal handler or another thread."""
+        self._stop.set()
+        self.source.stop()
+
+    @property
+    def finished(self) -> bool:
+        return not any(stage.is_alive() for stage in self._stages)
+
+    def wait(self, timeout: float | None = None) -> PipelineStats | None:
+        """Wait for the end of input or `stop()`; re-raise the first stage error.
+
+        Returns None when `timeout` passed first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for stage in self._stages:
+            stage.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if not self.finished:
+            return None
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+        for stage in self._stages:
+            if stage.error is not None:
+                raise stage.error
+        return self.stats()
+
+    def stats(self) -> PipelineStats:
+        return PipelineStats(
+            camera=self.camera,
+            frames=self._delivered,
+            dropped=self._frames.dropped,
+            seconds=time.monotonic() - self._started if self._started else 0.0,
+            mean_inference_ms=self._inference_ms_total / self._delivered if self._delivered else 0.0,
+            reconnects=self.source.reconnects,
+        )
+
+    def run(self) -> PipelineStats:
+        """Start, and wait for the end."""
+        self.start()
+        stats = self.wait()
+        assert stats is not None
+        return stats
+
+
+def _same(frame: Frame) -> Frame:
+    return frame

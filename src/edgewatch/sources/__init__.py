@@ -1,0 +1,75 @@
+"""Opening inputs: image files and folders, video files, webcams and network streams."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+
+from edgewatch.errors import EdgewatchError
+from edgewatch.sources.base import Picture, Source, SourceInfo
+from edgewatch.sources.images import ImageSource, is_image_path
+from edgewatch.sources.live import LiveSource
+from edgewatch.sources.samples import sample_video
+from edgewatch.sources.video import VideoFileSource
+
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+
+__all__ = [
+    "ImageSource",
+    "LiveSource",
+    "Picture",
+    "Source",
+    "SourceInfo",
+    "VideoFileSource",
+    "open_source",
+    "sample_video",
+]
+
+
+def _has_gstreamer() -> bool:
+    return any(
+        line.strip().startswith("GStreamer:") and "YES" in line for line in cv2.getBuildInformation().splitlines()
+    )
+
+
+def open_source(spec: str | int | Path, *, open_timeout: float = 10.0) -> Source:
+    """Open whatever the user named.
+
+    Args:
+        spec: an image, a folder of images, a video file, a webcam index (`0`, or `CAM` for 0),
+            an `rtsp://`, `http(s)://` or `udp://` URL, or a GStreamer pipeline (contains `!`).
+        open_timeout: seconds a stream may take to open (and to deliver each frame).
+
+    Raises:
+        EdgewatchError: the input is missing, unreadable, or does not answer in time.
+
+    Example:
+        >>> source = open_source("street.mp4")  # doctest: +SKIP
+        >>> source.info.live
+        False
+    """
+    if isinstance(spec, int):
+        return LiveSource(spec, open_timeout)
+    text = str(spec).strip()
+    if text.upper() == "CAM":
+        return LiveSource(0, open_timeout)
+    if text.isdigit():
+        return LiveSource(int(text), open_timeout)
+    if text.lower().startswith(STREAM_SCHEMES):
+        return LiveSource(text, open_timeout)
+    if "!" in text:
+        if not _has_gstreamer():
+            raise EdgewatchError(
+                "this looks like a GStreamer pipeline, but this OpenCV was built without GStreamer",
+                "use an rtsp:// or udp:// URL instead, or install an OpenCV built with GStreamer",
+            )
+        return LiveSource(text, open_timeout)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return ImageSource(path)
+    if not path.exists():
+        raise EdgewatchError(f"no such file or folder: {path}", "check the path, or name a URL or webcam index")
+    if is_image_path(path):
+        return ImageSource(path)
+    return VideoFileSource(path)
