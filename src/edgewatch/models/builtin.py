@@ -7,6 +7,7 @@ in docs/detectors.md) that `min_score` can filter on like any model's.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -30,7 +31,7 @@ class HogPeopleDetector(Detector):
     """
 
     name = "hog"
-    labels = ["person"]
+    labels: ClassVar[list[str]] = ["person"]
     default_min_score = 0.3
 
     def __init__(self, scale: float = 1.05, win_stride: int = 8) -> None:
@@ -86,7 +87,7 @@ class MotionDetector(Detector):
     """
 
     name = "motion"
-    labels = ["motion"]
+    labels: ClassVar[list[str]] = ["motion"]
     default_min_score = 0.0
 
     def __init__(self, min_area: float = 0.002, history: int = 500) -> None:

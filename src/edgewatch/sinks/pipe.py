@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import BinaryIO
 
@@ -35,7 +36,5 @@ class RawVideoPipe:
         self.frames_written += 1
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(BrokenPipeError, ValueError):
             self._stream.flush()
-        except (BrokenPipeError, ValueError):
-            pass

@@ -106,9 +106,8 @@ def read_frames(
                 next_live_slot = max(next_live_slot + 1 / selection.fps, video_time)
         else:
             video_time = index / file_fps if file_fps else float(index)
-            if selection.realtime and file_fps:
-                if stop.wait(max(0.0, started + video_time - now)):
-                    return
+            if selection.realtime and file_fps and stop.wait(max(0.0, started + video_time - now)):
+                return
         yield Frame(image=picture.image, camera=camera, index=index, time=video_time, name=picture.name)
         emitted += 1
         if selection.max_frames is not None and emitted >= selection.max_frames:
