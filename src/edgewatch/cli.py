@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
+
+import cv2
 
 from edgewatch import __version__
 from edgewatch.app import Outputs, run_config
@@ -151,6 +154,11 @@ def _setup_logging(debug: bool, quiet: bool) -> None:
         )
     )
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    if not debug:
+        # OpenCV and FFmpeg print their own warnings (stream timeouts, missing devices) that our
+        # one-line errors already explain; --debug lets them through.
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's AV_LOG_QUIET; read at first open
 
 
 def main(argv: Sequence[str] | None = None) -> int:

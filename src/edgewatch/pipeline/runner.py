@@ -18,7 +18,7 @@ from edgewatch.annotate import Annotator
 from edgewatch.frame import Frame
 from edgewatch.models.base import Detector
 from edgewatch.pipeline.result import FrameResult
-from edgewatch.pipeline.stage import Channel, Stage
+from edgewatch.pipeline.stage import Channel, Stage, StopPipeline
 from edgewatch.sources.base import Source
 from edgewatch.sources.frames import FrameSelection, read_frames
 
@@ -153,6 +153,8 @@ class Pipeline:
         self._inference_ms_total += result.inference_ms
         if self._progress is not None:
             self._progress.update(1)
+        if self.selection.max_frames is not None and self._delivered >= self.selection.max_frames:
+            raise StopPipeline(f"{self._delivered} frames processed, as asked")
 
     def start(self) -> None:
         """Start the stages and return at once; `wait()` for the end."""

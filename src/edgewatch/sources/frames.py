@@ -46,7 +46,7 @@ class FrameSelection:
         if frame_count is None or self.loop:
             return self.max_frames
         if self.fps is not None and source_fps and self.fps < source_fps:
-            count = math.ceil(frame_count * self.fps / source_fps)
+            count = _file_slot(frame_count - 1, self.fps, source_fps) + 1
         else:
             count = math.ceil(frame_count / self.stride)
         return min(count, self.max_frames) if self.max_frames else count
@@ -110,7 +110,8 @@ def read_frames(
                 return
         yield Frame(image=picture.image, camera=camera, index=index, time=video_time, name=picture.name)
         emitted += 1
-        if selection.max_frames is not None and emitted >= selection.max_frames:
+        # A live source's frames may still be dropped downstream, so there the pipeline counts instead.
+        if not info.live and selection.max_frames is not None and emitted >= selection.max_frames:
             return
 
 

@@ -87,7 +87,8 @@ class LiveSource(Source):
             capture = cv2.VideoCapture(self._target, cv2.CAP_FFMPEG, params)
         if not capture.isOpened():
             capture.release()
-            raise EdgewatchError(f"{self._describe()} did not open within {self._timeout_ms / 1000:g} s", self._hint())
+            within = "" if isinstance(self._target, int) else f" within {self._timeout_ms / 1000:g} s"
+            raise EdgewatchError(f"{self._describe()} did not open{within}", self._hint())
         return capture
 
     def read(self) -> Picture | None:

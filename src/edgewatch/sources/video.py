@@ -45,7 +45,7 @@ class VideoFileSource(Source):
         capture = cv2.VideoCapture(str(self._path), cv2.CAP_FFMPEG)
         if not capture.isOpened():
             raise EdgewatchError(
-                f"cannot open video {self._path}: not a format FFmpeg can read",
+                f"cannot open video {self._path}: the file is damaged or not a video",
                 "check it plays (ffprobe FILE) or re-encode it",
             )
         return capture

