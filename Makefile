@@ -2,8 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages the tests drive for real: ffmpeg (streams, --pipe readers)
-APT_PACKAGES := ffmpeg
+# Debian packages the tests drive for real: ffmpeg (streams, --pipe readers), xvfb (a display for --show)
+APT_PACKAGES := ffmpeg xvfb
 
 .PHONY: demo test lint system-packages clean
 

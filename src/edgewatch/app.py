@@ -39,7 +39,7 @@ class Outputs:
         max_frames: overrides each camera's max_frames when set.
     """
 
-    video: Path | None = None
+    video: str | Path | None = None
     json: Path | None = None
     pipe: bool = False
     show: bool = False
@@ -60,8 +60,12 @@ def camera_detector(config: Config, camera: CameraConfig) -> Detector:
     return load_detector(camera.detector)
 
 
-def _video_path(base: Path, camera: str, cameras: int) -> Path:
-    return base if cameras == 1 or base.is_dir() else base.with_name(f"{base.stem}-{camera}{base.suffix}")
+def _video_path(base: str | Path, camera: str, cameras: int) -> str | Path:
+    """`--out` for one camera of several: `out.mp4` becomes `out-<camera>.mp4`; a folder stays."""
+    path = Path(base)
+    if cameras == 1 or path.is_dir() or str(base).endswith("/"):
+        return base
+    return path.with_name(f"{path.stem}-{camera}{path.suffix}")
 
 
 class _Shutdown:

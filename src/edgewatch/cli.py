@@ -86,9 +86,7 @@ def _add_outputs(command: argparse.ArgumentParser, folder: bool = False) -> None
             "--out-dir", type=Path, default=Path("edgewatch-demo"), help="where to write (default ./edgewatch-demo)"
         )
     else:
-        command.add_argument(
-            "--out", type=Path, help="annotated video (.mp4 .mkv .mov .avi), image (.jpg .png) or folder/"
-        )
+        command.add_argument("--out", help="annotated video (.mp4 .mkv .mov .avi), image (.jpg .png) or folder/")
         command.add_argument("--json", type=Path, help="per-frame JSON lines file")
     command.add_argument("--quiet", action="store_true", help="no progress bar or info logs")
 

@@ -2,6 +2,7 @@
 
 import math
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -48,10 +49,10 @@ def test_selection_count_matches_the_promise_and_indices_are_spread(count, sourc
     assert indices[0] == 0
     assert indices == sorted(set(indices))
     if target_fps is None:
-        assert all(b - a == stride for a, b in zip(indices, indices[1:], strict=False))
+        assert all(b - a == stride for a, b in pairwise(indices))
     elif target_fps < source_fps:
         # no two kept frames closer than one source frame less than the target period
-        assert all(b - a >= math.floor(source_fps / target_fps) for a, b in zip(indices, indices[1:], strict=False))
+        assert all(b - a >= math.floor(source_fps / target_fps) for a, b in pairwise(indices))
 
 
 def test_video_time_is_index_over_fps(square_video: Path):

@@ -155,5 +155,5 @@ def open_media_writer(path: str | Path, fps: float | None, single_frame: bool) -
     text = str(path)
     target = Path(text)
     if target.suffix.lower() in IMAGE_SUFFIXES or text.endswith(os.sep) or target.is_dir():
-        return ImageWriter(target, single_frame)
+        return ImageWriter(text, single_frame)
     return VideoWriter(target, fps or 1.0)

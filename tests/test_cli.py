@@ -1,0 +1,258 @@
+"""The public contract, through the `edgewatch` command itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+
+from media import edgewatch_command, square_position, video_frame_count
+
+CONTRACT_KEYS = ["camera", "frame", "time", "wall_time", "width", "height", "detections"]
+DETECTION_KEYS = ["label", "class_id", "score", "box", "track_id"]
+
+
+def read_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def one_line_error(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 2, done.stderr.decode()
+    message = done.stderr.decode().strip()
+    assert len(message.splitlines()) == 1, message
+    assert "Traceback" not in message
+    assert message.startswith("edgewatch: error: ")
+    return message
+
+
+def test_version(run_cli):
+    done = run_cli("--version")
+    assert done.returncode == 0
+    assert done.stdout.decode().startswith("edgewatch 0.")
+
+
+def test_video_in_annotated_video_and_json_lines_out(square_video: Path, run_cli, tmp_path: Path):
+    done = run_cli(
+        "run", "--source", str(square_video), "--detector", "motion", "--out", "out.mp4", "--json", "out.jsonl"
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert video_frame_count(tmp_path / "out.mp4") == 30
+    lines = read_lines(tmp_path / "out.jsonl")
+    assert len(lines) == 30
+    assert [line["frame"] for line in lines] == list(range(30))
+    assert list(lines[0]) == CONTRACT_KEYS
+    assert lines[10]["time"] == pytest.approx(0.4)
+    assert lines[10]["wall_time"].endswith("Z")
+    assert (lines[0]["width"], lines[0]["height"]) == (320, 240)
+    # the moving square is found where it really is, in original-frame pixels
+    moving = [line for line in lines if line["detections"]]
+    assert len(moving) >= 25
+    line = moving[-1]
+    x, y = square_position(line["frame"], 320, 240)
+    box = line["detections"][0]["box"]
+    assert list(line["detections"][0]) == DETECTION_KEYS
+    assert box[0] <= x + 20 <= box[2] and box[1] <= y + 20 <= box[3]
+
+
+def test_stride_fps_and_max_frames_choose_the_frames(square_video: Path, run_cli, tmp_path: Path):
+    for args, expected in [
+        (["--stride", "4"], list(range(0, 30, 4))),
+        (["--fps", "5"], list(range(0, 30, 5))),
+        (["--max-frames", "7"], list(range(7))),
+    ]:
+        done = run_cli(
+            "run", "--source", str(square_video), "--detector", "motion", "--json", "f.jsonl", "--out", "f.mp4", *args
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        assert [line["frame"] for line in read_lines(tmp_path / "f.jsonl")] == expected
+        assert video_frame_count(tmp_path / "f.mp4") == len(expected)
+
+
+def test_image_in_annotated_image_out(image_folder: Path, run_cli, tmp_path: Path):
+    done = run_cli("run", "--source", str(image_folder / "a.jpg"), "--detector", "motion", "--out", "a-boxes.png")
+    assert done.returncode == 0, done.stderr.decode()
+    assert cv2.imread(str(tmp_path / "a-boxes.png")).shape == (120, 176, 3)
+
+
+def test_folder_of_images_keeps_file_names(image_folder: Path, run_cli, tmp_path: Path):
+    done = run_cli(
+        "run", "--source", str(image_folder), "--detector", "hog", "--json", "i.jsonl", "--out", "annotated/"
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    lines = read_lines(tmp_path / "i.jsonl")
+    assert [line["file"] for line in lines] == ["a.jpg", "b.jpeg", "c.png"]
+    assert [line["width"] for line in lines] == [176, 192, 160]
+    assert sorted(p.name for p in (tmp_path / "annotated").iterdir()) == ["a.jpg", "b.jpeg", "c.png"]
+
+
+def test_pipe_feeds_raw_frames_to_ffmpeg(square_video: Path, tmp_path: Path):
+    edgewatch = subprocess.Popen(
+        edgewatch_command("run", "--source", str(square_video), "--detector", "motion", "--pipe", "--quiet"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    encoded = tmp_path / "piped.mp4"
+    ffmpeg = subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "rawvideo", "-pixel_format", "bgr24", "-video_size", "320x240",
+         "-framerate", "25", "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(encoded)],
+        stdin=edgewatch.stdout,
+        capture_output=True,
+        timeout=120,
+    )  # fmt: skip
+    edgewatch.stdout.close()
+    assert edgewatch.wait(60) == 0, edgewatch.stderr.read().decode()
+    assert ffmpeg.returncode == 0, ffmpeg.stderr.decode()
+    assert video_frame_count(encoded) == 30
+
+
+def test_pipe_reader_that_leaves_early_ends_the_run_quietly(square_video: Path):
+    done = subprocess.run(
+        " ".join(edgewatch_command("run", "--source", str(square_video), "--detector", "motion", "--pipe", "--quiet"))
+        + " | head -c 230400 > /dev/null; exit ${PIPESTATUS[0]}",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"Traceback" not in done.stderr
+
+
+def test_config_runs_several_cameras_side_by_side(square_video: Path, image_folder: Path, run_cli, tmp_path: Path):
+    (tmp_path / "two.yaml").write_text(
+        f"""
+cameras:
+  street:
+    source: {square_video}
+    detector: moving
+    stride: 2
+  stills:
+    source: {image_folder}
+    detector: hog
+    min_score: 0.9
+detectors:
+  moving: {{type: motion, min_area: 200}}
+"""
+    )
+    done = run_cli("run", "two.yaml", "--json", "both.jsonl", "--out", "out.mp4")
+    assert done.returncode == 0, done.stderr.decode()
+    lines = read_lines(tmp_path / "both.jsonl")
+    assert sum(line["camera"] == "street" for line in lines) == 15
+    assert sum(line["camera"] == "stills" for line in lines) == 3
+    assert video_frame_count(tmp_path / "out-street.mp4") == 15
+    assert video_frame_count(tmp_path / "out-stills.mp4") == 3
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_stops_cleanly_and_keeps_what_was_written(make_video, tmp_path: Path, signum: int, code: int):
+    video = make_video("long.mp4", frames=250)
+    process = subprocess.Popen(
+        edgewatch_command("run", "--source", str(video), "--detector", "motion", "--realtime",
+                          "--out", "cut.mp4", "--json", "cut.jsonl", "--quiet"),
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    lines_file = tmp_path / "cut.jsonl"
+    deadline = time.monotonic() + 30
+    while (not lines_file.exists() or len(lines_file.read_text().splitlines()) < 20) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signum)
+    assert process.wait(30) == code, process.stderr.read().decode()
+    lines = read_lines(lines_file)
+    assert 20 <= len(lines) < 250
+    # the video was finished properly: it plays, with every frame that was delivered
+    assert video_frame_count(tmp_path / "cut.mp4") == len(lines)
+
+
+def test_show_without_a_display_says_so(square_video: Path, run_cli):
+    message = one_line_error(run_cli("run", "--source", str(square_video), "--show"))
+    assert "--show needs a display" in message
+
+
+def test_show_opens_a_window_on_a_display(square_video: Path, tmp_path: Path):
+    xvfb = subprocess.Popen(["/usr/bin/Xvfb", ":77", "-screen", "0", "800x600x24"], stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1)
+        done = subprocess.run(
+            edgewatch_command("run", "--source", str(square_video), "--detector", "motion", "--show", "--quiet"),
+            env={**os.environ, "DISPLAY": ":77", "QT_QPA_PLATFORM": "xcb"},
+            capture_output=True,
+            timeout=60,
+        )
+    finally:
+        xvfb.terminate()
+    assert done.returncode == 0, done.stderr.decode()
+
+
+def write(tmp_path: Path, name: str, data: str | bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (lambda t: ["run", "--source", "nope.mp4"], "no such file or folder: nope.mp4"),
+        (lambda t: ["run", "--source", write(t, "bad.mp4", os.urandom(20_000))], "damaged or not a video"),
+        (lambda t: ["run", "--source", str((t / "empty").mkdir() or t / "empty")], "no images in folder"),
+        (lambda t: ["run", "--source", write(t, "x.jpg", b"jpeg?"), "--detector", "yolo9"], "unknown detector 'yolo9'"),
+        (lambda t: ["run", write(t, "c.yaml", "cameras:\n  a: [1, 2\n")], "c.yaml:3: malformed YAML"),
+        (lambda t: ["run", write(t, "k.yaml", "cameras:\n  a:\n    source: x.mp4\n    detecter: hog\n")],
+         "k.yaml:4: unknown key 'detecter' in cameras.a"),
+        (lambda t: ["run", write(t, "v.yaml", "cameras:\n  a:\n    source: x.mp4\n    fps: fast\n")], "v.yaml:4: cameras.a.fps"),
+        (lambda t: ["run", "missing.yaml"], "no such config file: missing.yaml"),
+        (lambda t: ["run"], "nothing to run"),
+        (lambda t: ["run", "--source", "x.mp4", "--stride", "0"], "--stride: must be 1 or more"),
+        (lambda t: ["run", "--bogus"], "unrecognized arguments: --bogus"),
+        (lambda t: ["run", "--source", write(t, "v.mp4", b""), "--out", "o.webm"], ""),
+    ],
+    ids=["missing-file", "corrupt-video", "empty-folder", "unknown-detector", "malformed-yaml", "wrong-key",
+         "wrong-value", "missing-config", "no-source", "bad-stride", "bad-flag", "empty-video"],
+)  # fmt: skip
+def test_bad_input_is_one_line_and_exit_2(run_cli, tmp_path: Path, args, expected: str):
+    message = one_line_error(run_cli(*args(tmp_path)))
+    assert expected in message
+    assert message.endswith(")"), "every error carries a hint in parentheses"
+
+
+def test_unknown_video_suffix_is_refused_before_anything_runs(square_video: Path, run_cli, tmp_path: Path):
+    message = one_line_error(run_cli("run", "--source", str(square_video), "--detector", "motion", "--out", "o.webm"))
+    assert "unknown kind '.webm'" in message
+
+
+def test_debug_shows_the_traceback(run_cli):
+    done = run_cli("--debug", "run", "--source", "nope.mp4")
+    assert done.returncode == 2
+    assert "Traceback" in done.stderr.decode()
+
+
+def test_demo_finds_people_in_the_real_street_video(run_cli, tmp_path: Path):
+    done = run_cli("demo", "--quiet", timeout=300)
+    assert done.returncode == 0, done.stderr.decode()
+    out = tmp_path / "edgewatch-demo"
+    assert "edgewatch-demo/annotated.mp4" in done.stdout.decode()
+    assert video_frame_count(out / "annotated.mp4") == 250
+    lines = read_lines(out / "detections.jsonl")
+    assert len(lines) == 250
+    assert sum(bool(line["detections"]) for line in lines) >= 20
+
+
+def test_python_api_is_what_the_cli_uses(square_video: Path):
+    script = f"""
+import edgewatch as ew
+seen = []
+with ew.open_source({str(square_video)!r}) as source:
+    stats = ew.Pipeline(source, ew.load_detector("motion"), selection=ew.FrameSelection(stride=3),
+                        on_result=lambda r: seen.append((r.frame.index, len(r.detections)))).run()
+print(stats.frames, seen[0][0], seen[-1][0], sum(n for _, n in seen) > 0)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert done.stdout.decode().split() == ["10", "0", "27", "True"], done.stderr.decode()
