@@ -2,8 +2,8 @@
 
 Example:
     >>> import edgewatch as ew
-    >>> with ew.open_source("street.mp4") as source:  # doctest: +SKIP
-    ...     ew.Pipeline(source, ew.load_detector("hog"), sinks=[ew.JsonLinesWriter("out.jsonl")]).run()
+    >>> with ew.open_source("street.mp4") as source, ew.JsonLinesWriter("out.jsonl") as lines:  # doctest: +SKIP
+    ...     stats = ew.Pipeline(source, ew.load_detector("hog"), sinks=[lines]).run()
 """
 
 __version__ = "0.1.0"

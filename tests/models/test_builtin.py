@@ -3,6 +3,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import supervision as sv
 
 from edgewatch import EdgewatchError, load_detector, open_source
 from edgewatch.models import BUILTIN_DETECTORS
@@ -29,7 +30,7 @@ def test_hog_finds_the_cyclist_in_the_real_street_video(bikes_frames, index: int
     detections = detector.detect(bikes_frames[index])
     kept = detections[detections.confidence >= detector.default_min_score]
     x1, y1, x2, y2 = BIKES_PEOPLE[index]
-    centres = kept.get_anchors_coordinates(anchor=__import__("supervision").Position.CENTER)
+    centres = kept.get_anchors_coordinates(anchor=sv.Position.CENTER)
     inside = (centres[:, 0] >= x1) & (centres[:, 0] <= x2) & (centres[:, 1] >= y1) & (centres[:, 1] <= y2)
     assert inside.any(), f"no person box on the cyclist in frame {index}: {kept.xyxy}"
     assert list(kept.data["class_name"][inside]) == ["person"] * int(inside.sum())

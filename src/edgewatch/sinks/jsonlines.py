@@ -43,3 +43,9 @@ class JsonLinesWriter:
         with self._lock:
             if not self._file.closed:
                 self._file.close()
+
+    def __enter__(self) -> JsonLinesWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
