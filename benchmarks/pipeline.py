@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import statistics
@@ -72,6 +73,8 @@ class Sample:
     frames: int
     seconds: float
     cpu_seconds: float
+    #: CPU time the rest of the machine used meanwhile (other processes, hypervisor steal); NaN if unknown
+    others_cpu_seconds: float
 
     @property
     def fps(self) -> float:
@@ -80,6 +83,10 @@ class Sample:
     @property
     def cores_busy(self) -> float:
         return self.cpu_seconds / self.seconds
+
+    @property
+    def others_cores_busy(self) -> float:
+        return self.others_cpu_seconds / self.seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +130,17 @@ class Results:
 
     def cores_busy(self, key: str) -> float:
         return statistics.median(sample.cores_busy for sample in self.samples[key])
+
+    def others_cores_busy(self) -> tuple[float, float]:
+        """What the rest of the machine used while we measured, in cores: on average over all the
+        timings, and at most in one timing of a second or more (NaN when unknown)."""
+        samples = [sample for samples in self.samples.values() for sample in samples]
+        if any(math.isnan(sample.others_cpu_seconds) for sample in samples):
+            return math.nan, math.nan
+        average = sum(sample.others_cpu_seconds for sample in samples) / sum(sample.seconds for sample in samples)
+        # /proc/stat counts in 10 ms ticks: too coarse to judge a timing shorter than a second
+        long = [sample.others_cores_busy for sample in samples if sample.seconds >= 1.0]
+        return average, max(long, default=average)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -239,12 +257,25 @@ def make_variants(work: Workload) -> list[Variant]:
     ]
 
 
+def machine_busy_seconds() -> float:
+    """CPU time all processes (and hypervisor steal) have used since boot, from /proc/stat; NaN elsewhere."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return math.nan
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(variant: Variant) -> Sample:
     with tempfile.TemporaryDirectory(prefix="edgewatch-bench-") as folder:
         run = variant.prepare(Path(folder))
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall, cpu, machine = time.perf_counter(), time.process_time(), machine_busy_seconds()
         frames = run()
-        return Sample(frames, time.perf_counter() - wall, time.process_time() - cpu)
+        cpu = time.process_time() - cpu
+        others = max(0.0, machine_busy_seconds() - machine - cpu)
+        return Sample(frames, time.perf_counter() - wall, cpu, others)
 
 
 def run_rounds(variants: Sequence[Variant], repeat: int, log: Callable[[str], None]) -> Results:
@@ -255,7 +286,10 @@ def run_rounds(variants: Sequence[Variant], repeat: int, log: Callable[[str], No
         for variant in [*variants[shift:], *variants[:shift]]:
             sample = measure(variant)
             results.add(variant.key, sample)
-            log(f"round {round_index + 1}/{repeat}: {variant.title:<24} {sample.fps:7.1f} fps")
+            log(
+                f"round {round_index + 1}/{repeat}: {variant.title:<24} {sample.fps:7.1f} fps,"
+                f" {sample.cores_busy:.2f} cores busy, others {sample.others_cores_busy:.2f}"
+            )
     return results
 
 
@@ -323,6 +357,8 @@ def usable_cpus() -> int:
 
 @dataclass(frozen=True, slots=True)
 class Summary:
+    """Everything the tables show, and what `--json` writes."""
+
     video: str
     width: int
     height: int
@@ -333,19 +369,29 @@ class Summary:
     cpu_model: str
     opencv: str
     opencv_threads: int
-    slowest_stage: str
-    slowest_stage_fps: float
-    pipeline_vs_slowest: float
-    pipeline_vs_sequential: float
     fps: dict[str, float]
     fps_range: dict[str, tuple[float, float]]
     cores_busy: dict[str, float]
+    slowest_stage: str
+    slowest_stage_fps: float
+    #: the most any pipeline could do here: the slowest stage, or the stages' summed CPU time per frame
+    #: spread over every core, whichever is lower
+    ceiling_fps: float
+    pipeline_vs_slowest: float
+    pipeline_vs_sequential: float
+    pipeline_vs_ceiling: float
+    ceiling_vs_sequential: float
+    others_cores_busy_average: float
+    others_cores_busy_max: float
     samples: dict[str, list[dict[str, float]]]
 
 
 def summarize(work: Workload, variants: Sequence[Variant], results: Results, repeat: int) -> Summary:
-    stages = [variant for variant in variants if variant.is_stage]
-    slowest = min(stages, key=lambda variant: results.fps(variant.key))
+    stages = [variant.key for variant in variants if variant.is_stage]
+    slowest = min(stages, key=results.fps)
+    cpus = usable_cpus()
+    core_seconds_per_frame = sum(results.cores_busy(key) / results.fps(key) for key in stages)
+    ceiling = min(results.fps(slowest), cpus / core_seconds_per_frame)
     pipeline, sequential = results.fps("pipeline"), results.fps("sequential")
     return Summary(
         video=work.name,
@@ -354,17 +400,22 @@ def summarize(work: Workload, variants: Sequence[Variant], results: Results, rep
         frames=len(work.frames),
         detector=work.detector,
         repeat=repeat,
-        cpus=usable_cpus(),
+        cpus=cpus,
         cpu_model=cpu_model(),
         opencv=cv2.__version__,
         opencv_threads=cv2.getNumThreads(),
-        slowest_stage=slowest.key,
-        slowest_stage_fps=results.fps(slowest.key),
-        pipeline_vs_slowest=pipeline / results.fps(slowest.key),
-        pipeline_vs_sequential=pipeline / sequential,
         fps={variant.key: results.fps(variant.key) for variant in variants},
         fps_range={variant.key: results.fps_range(variant.key) for variant in variants},
         cores_busy={variant.key: results.cores_busy(variant.key) for variant in variants},
+        slowest_stage=slowest,
+        slowest_stage_fps=results.fps(slowest),
+        ceiling_fps=ceiling,
+        pipeline_vs_slowest=pipeline / results.fps(slowest),
+        pipeline_vs_sequential=pipeline / sequential,
+        pipeline_vs_ceiling=pipeline / ceiling,
+        ceiling_vs_sequential=ceiling / sequential,
+        others_cores_busy_average=results.others_cores_busy()[0],
+        others_cores_busy_max=results.others_cores_busy()[1],
         samples={
             key: [{**asdict(sample), "fps": sample.fps} for sample in samples]
             for key, samples in results.samples.items()
@@ -372,73 +423,82 @@ def summarize(work: Workload, variants: Sequence[Variant], results: Results, rep
     )
 
 
-def table_rows(summary: Summary, variants: Sequence[Variant]) -> tuple[list[str], list[list[str]]]:
-    header = ["", "fps (median)", "range", "ms/frame", "cores busy"]
-    rows = []
-    for variant in variants:
+HEADER = ["", "fps (median)", "range", "ms/frame", "cores busy"]
+
+
+def table_sections(summary: Summary, variants: Sequence[Variant]) -> list[list[list[str]]]:
+    """The table's rows in three groups: stages alone, whole runs, ratios."""
+
+    def measured(variant: Variant) -> list[str]:
         low, high = summary.fps_range[variant.key]
         fps = summary.fps[variant.key]
         title = variant.title + (" ← slowest stage" if variant.key == summary.slowest_stage else "")
-        rows.append(
-            [
-                title,
-                f"{fps:.1f}",
-                f"{low:.1f}–{high:.1f}",
-                f"{1000 / fps:.2f}",
-                f"{summary.cores_busy[variant.key]:.2f}",
-            ]
-        )
-    for name, value, target in (
-        ("pipeline / slowest stage", summary.pipeline_vs_slowest, TARGET_VS_SLOWEST),
-        ("pipeline / sequential", summary.pipeline_vs_sequential, TARGET_VS_SEQUENTIAL),
-    ):
-        verdict = "met" if value >= target else "missed"
-        rows.append([name, f"{value:.2f}", f"target ≥ {target}: {verdict}", "", ""])
-    return header, rows
+        cores = f"{summary.cores_busy[variant.key]:.2f}"
+        return [title, f"{fps:.1f}", f"{low:.1f}–{high:.1f}", f"{1000 / fps:.2f}", cores]
+
+    def ratio(name: str, value: float, target: float | None) -> list[str]:
+        verdict = "" if target is None else f"target ≥ {target}: {'met' if value >= target else 'missed'}"
+        return [name, f"{value:.2f}", verdict, "", ""]
+
+    ceiling = summary.ceiling_fps
+    return [
+        [measured(variant) for variant in variants if variant.is_stage],
+        [
+            *(measured(variant) for variant in variants if not variant.is_stage),
+            [f"ceiling on {summary.cpus} cores (see below)", f"{ceiling:.1f}", "", f"{1000 / ceiling:.2f}", ""],
+        ],
+        [
+            ratio("pipeline / slowest stage", summary.pipeline_vs_slowest, TARGET_VS_SLOWEST),
+            ratio("pipeline / sequential", summary.pipeline_vs_sequential, TARGET_VS_SEQUENTIAL),
+            ratio("pipeline / ceiling", summary.pipeline_vs_ceiling, None),
+            ratio("ceiling / sequential (best possible)", summary.ceiling_vs_sequential, None),
+        ],
+    ]
 
 
-def heading(summary: Summary) -> str:
-    return (
-        f"{summary.video}: {summary.width}x{summary.height}, {summary.frames} frames;"
-        f" detector {summary.detector}; median of {summary.repeat};"
-        f" {summary.cpus} CPUs ({summary.cpu_model}); OpenCV {summary.opencv} with {summary.opencv_threads} threads"
-    )
+def heading(summary: Summary) -> list[str]:
+    return [
+        f"{summary.video}: {summary.width}x{summary.height}, {summary.frames} frames; detector {summary.detector};"
+        f" median of {summary.repeat} rounds",
+        f"{summary.cpus} CPUs ({summary.cpu_model}); OpenCV {summary.opencv} with {summary.opencv_threads} threads;"
+        f" other processes used {summary.others_cores_busy_average:.2f} cores on average,"
+        f" {summary.others_cores_busy_max:.2f} at most during a timing",
+    ]
+
+
+FOOTNOTE = (
+    "ceiling: the slowest stage's fps, or the cores divided by the CPU time the three stages take per frame"
+    " (cores busy / fps, summed), whichever is lower; no pipeline of these stages can beat it."
+)
 
 
 def plain_table(summary: Summary, variants: Sequence[Variant]) -> str:
-    header, rows = table_rows(summary, variants)
-    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
+    sections = table_sections(summary, variants)
+    rows = [HEADER, *(row for section in sections for row in section)]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(HEADER))]
 
     def line(cells: list[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        return "  ".join([first, *(cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True))])
+        rest = (cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True))
+        return "  ".join([cells[0].ljust(widths[0]), *rest]).rstrip()
 
-    stage_rows = sum(variant.is_stage for variant in variants)
-    rule = "-" * len(line(header))
-    body = [line(row) for row in rows]
-    return "\n".join(
-        [
-            heading(summary),
-            line(header),
-            rule,
-            *body[:stage_rows],
-            rule,
-            *body[stage_rows : len(variants)],
-            rule,
-            *body[len(variants) :],
-        ]
-    )
+    rule = "-" * len(line(HEADER))
+    lines = [*heading(summary), line(HEADER)]
+    for section in sections:
+        lines += [rule, *(line(row) for row in section)]
+    return "\n".join([*lines, rule, FOOTNOTE])
 
 
 def markdown_table(summary: Summary, variants: Sequence[Variant]) -> str:
-    header, rows = table_rows(summary, variants)
+    rows = [row for section in table_sections(summary, variants) for row in section]
     lines = [
-        heading(summary),
+        "  \n".join(heading(summary)),
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join([":---", *["---:"] * (len(header) - 1)]) + "|",
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "|".join([":---", *["---:"] * (len(HEADER) - 1)]) + "|",
+        *("| " + " | ".join(row) + " |" for row in rows),
+        "",
+        FOOTNOTE,
     ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
 

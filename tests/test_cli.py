@@ -256,3 +256,9 @@ print(stats.frames, seen[0][0], seen[-1][0], sum(n for _, n in seen) > 0)
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
     assert done.stdout.decode().split() == ["10", "0", "27", "True"], done.stderr.decode()
+
+
+def test_disk_full_mid_run_is_one_line_and_exit_2(square_video: Path, run_cli):
+    done = run_cli("run", "--source", str(square_video), "--detector", "motion", "--json", "/dev/full", "--quiet")
+    message = one_line_error(done)
+    assert "cannot write /dev/full: No space left on device" in message

@@ -148,22 +148,19 @@ def run_config(config: Config, outputs: Outputs) -> RunResult:
             try:
                 _wait_all(pipelines, display)
             finally:
+                # Every stage must have ended before the outputs close, on errors too.
                 for pipeline in pipelines:
                     pipeline.stop()
+                for pipeline in pipelines:
+                    pipeline.join()
             stats = [pipeline.wait() for pipeline in pipelines]
         for item in stats:
-            if item is not None:
-                log.info(
-                    "%s: %d frames in %.1f s (%.1f fps, detector %.1f ms/frame, %d dropped, %d reconnects)",
-                    item.camera,
-                    item.frames,
-                    item.seconds,
-                    item.fps,
-                    item.mean_inference_ms,
-                    item.dropped,
-                    item.reconnects,
-                )
-        return RunResult(shutdown.exit_code, [item for item in stats if item is not None])
+            log.info(
+                "%s: %d frames in %.1f s (%.1f fps, detector %.1f ms/frame, %d dropped, %d reconnects)",
+                *(item.camera, item.frames, item.seconds, item.fps),
+                *(item.mean_inference_ms, item.dropped, item.reconnects),
+            )
+        return RunResult(shutdown.exit_code, stats)
 
 
 def _wait_all(pipelines: list[Pipeline], display: WindowDisplay | None) -> None:

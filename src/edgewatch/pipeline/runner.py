@@ -183,14 +183,18 @@ class Pipeline:
     def finished(self) -> bool:
         return not any(stage.is_alive() for stage in self._stages)
 
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for every stage to end (or `timeout`), without raising their errors."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for stage in self._stages:
+            stage.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
     def wait(self, timeout: float | None = None) -> PipelineStats | None:
         """Wait for the end of input or `stop()`; re-raise the first stage error.
 
         Returns None when `timeout` passed first.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for stage in self._stages:
-            stage.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        self.join(timeout)
         if not self.finished:
             return None
         if self._progress is not None:

@@ -41,8 +41,12 @@ class JsonLinesWriter:
 
     def close(self) -> None:
         with self._lock:
-            if not self._file.closed:
+            if self._file.closed:
+                return
+            try:
                 self._file.close()
+            except OSError as error:
+                raise EdgewatchError(f"cannot write {self.path}: {error.strerror}", "free some disk space") from None
 
     def __enter__(self) -> JsonLinesWriter:
         return self
