@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import supervision as sv
 
@@ -24,6 +25,11 @@ class Annotator:
     def draw(self, image: np.ndarray, detections: sv.Detections) -> np.ndarray:
         """A copy of `image` with the detections drawn; the original is left untouched."""
         canvas = image.copy()
+        classification = detections.metadata.get("classification")
+        if classification is not None:
+            caption = f"{classification['label']} {classification['score']:.2f}"
+            cv2.putText(canvas, caption, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(canvas, caption, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 1, cv2.LINE_AA)
         if len(detections) == 0:
             return canvas
         canvas = self._boxes.annotate(canvas, detections)

@@ -58,9 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run detection on a source, or on everything in a config file")
     run.add_argument("config", nargs="?", type=Path, help="YAML config (see docs/config.md); or use --source")
     run.add_argument("--source", help="image, folder, video, webcam index (0 or CAM), rtsp:// http(s):// udp:// URL")
-    run.add_argument(
-        "--detector", default="hog", help=f"built-in detector: {', '.join(BUILTIN_DETECTORS)} (default hog)"
-    )
+    run.add_argument("--detector", help=f"built-in detector: {', '.join(BUILTIN_DETECTORS)} (default hog)")
+    run.add_argument("--model", help="an .onnx model file (YOLOv5/v8/v11, SSD, classifier); see docs/models.md")
+    run.add_argument("--format", help="the model's output layout, when guessing from its shapes is not enough")
+    run.add_argument("--labels", help="the model's class names: txt (one a line), yaml or json")
     run.add_argument("--camera", default="default", help="camera name in outputs (default 'default')")
     run.add_argument("--min-score", type=_score, help="drop boxes scoring below this (0..1)")
     run.add_argument("--only", help="keep only these labels, comma-separated (e.g. person,car)")
@@ -94,7 +95,7 @@ def _add_outputs(command: argparse.ArgumentParser, folder: bool = False) -> None
 def _config_from_flags(args: argparse.Namespace) -> Config:
     camera = {
         "source": args.source,
-        "detector": args.detector,
+        "detector": args.detector or "hog",
         "fps": args.fps,
         "stride": args.stride or 1,
         "min_score": args.min_score,
@@ -104,8 +105,18 @@ def _config_from_flags(args: argparse.Namespace) -> Config:
     }
     if args.open_timeout is not None:
         camera["open_timeout"] = args.open_timeout
+    detectors = {}
+    if args.model is not None:
+        if args.detector is not None:
+            raise EdgewatchError(
+                "give --detector or --model, not both", "--model runs a model file instead of a built-in"
+            )
+        detectors["model"] = {"type": "onnx", "path": args.model, "format": args.format, "labels": args.labels}
+        camera["detector"] = "model"
+    elif args.format or args.labels:
+        raise EdgewatchError("--format and --labels describe a model", "add --model FILE")
     try:
-        return Config(cameras={args.camera: CameraConfig(**camera)})
+        return Config(cameras={args.camera: CameraConfig(**camera)}, detectors=detectors)
     except ValueError as error:
         first = error.errors()[0] if hasattr(error, "errors") else {"msg": str(error), "loc": ()}
         where = ".".join(str(part) for part in first["loc"])

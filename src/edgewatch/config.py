@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgewatch.errors import EdgewatchError
-from edgewatch.models import BUILTIN_DETECTORS
+from edgewatch.models import BUILTIN_DETECTORS, MODEL_BACKENDS
 
 CameraName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]
 
@@ -26,19 +26,46 @@ class StrictModel(BaseModel):
 class DetectorConfig(StrictModel):
     """A named detector that cameras refer to by its key under `detectors:`."""
 
-    type: str = Field(description="a built-in detector: " + ", ".join(BUILTIN_DETECTORS))
+    type: str = Field(description="a built-in detector (" + ", ".join(BUILTIN_DETECTORS) + ") or onnx")
     min_area: float | None = Field(None, gt=0, description="motion: smallest blob in pixels, or fraction of the frame")
+    path: str | None = Field(None, description="onnx: the model file")
+    format: str | None = Field(None, description="onnx: output layout; omit to guess from the output shapes")
+    labels: str | None = Field(None, description="onnx: labels file (txt, yaml, json); omit to use the model's")
+    input_size: tuple[int, int] | None = Field(None, description="onnx: [width, height] when the model's is dynamic")
+    letterbox: bool | None = Field(None, description="onnx: keep aspect ratio with grey bars (default for YOLO)")
+    rgb: bool | None = Field(None, description="onnx: feed RGB rather than BGR")
+    scale: float | None = Field(None, gt=0, description="onnx: multiply pixel values by this (1/255 for YOLO)")
+    mean: tuple[float, float, float] | None = Field(None, description="onnx: subtracted per channel after scale")
+    std: tuple[float, float, float] | None = Field(None, description="onnx: divided per channel after mean")
+    nms_iou: float | None = Field(None, gt=0, le=1, description="onnx: IoU above which boxes of a class merge")
+    max_detections: int | None = Field(None, ge=1, description="onnx: boxes kept per frame at most")
+    softmax: bool | None = Field(None, description="onnx classifier: apply softmax; omit to decide from the outputs")
 
     @field_validator("type")
     @classmethod
     def _known_type(cls, value: str) -> str:
-        if value not in BUILTIN_DETECTORS:
-            raise ValueError(f"unknown detector type '{value}'; use one of {', '.join(BUILTIN_DETECTORS)}")
+        if value not in (*BUILTIN_DETECTORS, *MODEL_BACKENDS):
+            raise ValueError(
+                f"unknown detector type '{value}'; use one of {', '.join((*BUILTIN_DETECTORS, *MODEL_BACKENDS))}"
+            )
         return value
+
+    @model_validator(mode="after")
+    def _model_has_path(self) -> DetectorConfig:
+        if self.type in MODEL_BACKENDS and not self.path:
+            raise ValueError(f"a detector of type {self.type} needs path: (the model file)")
+        return self
 
     def options(self) -> dict[str, Any]:
         """Keyword options for `load_detector`, leaving out what was not set."""
-        return self.model_dump(exclude={"type"}, exclude_none=True)
+        options = self.model_dump(exclude={"type"}, exclude_none=True)
+        preprocess = {key: options.pop(key) for key in PREPROCESS_KEYS if key in options}
+        if preprocess:
+            options["preprocess"] = preprocess
+        return options
+
+
+PREPROCESS_KEYS = ("input_size", "letterbox", "rgb", "scale", "mean", "std")
 
 
 class CameraConfig(StrictModel):

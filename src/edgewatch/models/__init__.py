@@ -9,8 +9,9 @@ from edgewatch.models.base import Detector, make_detections
 from edgewatch.models.builtin import HAAR_CASCADES, HaarDetector, HogPeopleDetector, MotionDetector
 
 BUILTIN_DETECTORS = ("hog", *HAAR_CASCADES, "motion")
+MODEL_BACKENDS = ("onnx",)
 
-__all__ = ["BUILTIN_DETECTORS", "Detector", "load_detector", "make_detections"]
+__all__ = ["BUILTIN_DETECTORS", "MODEL_BACKENDS", "Detector", "load_detector", "make_detections"]
 
 
 def load_detector(name: str, **options: Any) -> Detector:
@@ -18,7 +19,7 @@ def load_detector(name: str, **options: Any) -> Detector:
 
     Args:
         name: a built-in detector: `hog`, `haar:face`, `haar:catface`, `haar:fullbody`, `haar:plate`
-            or `motion`.
+            or `motion`; or a model backend: `onnx` (with `path=`, see `OnnxDetector`).
         **options: the detector's own settings, e.g. `min_area` for `motion`.
 
     Raises:
@@ -36,6 +37,10 @@ def load_detector(name: str, **options: Any) -> Detector:
             return HaarDetector(name, **options)
         if name == "motion":
             return MotionDetector(**options)
+        if name == "onnx":
+            from edgewatch.models.onnx import OnnxDetector
+
+            return OnnxDetector(**options)
     except TypeError as error:
         raise EdgewatchError(f"bad option for detector {name}: {error}", "see docs/detectors.md") from None
     raise EdgewatchError(

@@ -49,6 +49,9 @@ class FrameResult:
         if frame.name is not None:
             record["file"] = frame.name
         record["detections"] = detections_json(self.detections)
+        classification = self.detections.metadata.get("classification")
+        if classification is not None:
+            record["classification"] = {"label": classification["label"], "score": round(classification["score"], 4)}
         return record
 
 

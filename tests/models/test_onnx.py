@@ -1,0 +1,189 @@
+"""Model files through the full `edgewatch run --model ... --json` path, with exact expected boxes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edgewatch import EdgewatchError, load_detector
+from onnx_graphs import classifier_model, constant_model, ssd_model, ssd_tf_model, yolov5_model, yolov8_model
+
+# Frame boxes worked out by hand. YOLO letterboxes into 640×640 with one scale of 0.5 for both frame
+# shapes: 1280×720 gets 140 px bars above and below, 720×1280 gets them left and right.
+# A = (270, 295, 370, 345) and C = (300, 160, 340, 240) in input pixels.
+YOLO_EXPECTED = {
+    (1280, 720): [("person", 0.9, [540, 310, 740, 410]), ("car", 0.6, [600, 40, 680, 200])],
+    (720, 1280): [("person", 0.9, [260, 590, 460, 690]), ("car", 0.6, [320, 320, 400, 480])],
+}
+
+
+def frame_file(tmp_path: Path, width: int, height: int) -> Path:
+    path = tmp_path / f"frame-{width}x{height}.png"
+    cv2.imwrite(str(path), np.full((height, width, 3), 80, np.uint8))
+    return path
+
+
+def run_model(run_cli, tmp_path: Path, frame: Path, model: Path, *extra: str) -> dict:
+    done = run_cli("run", "--source", str(frame), "--model", str(model), "--json", "out.jsonl", "--quiet", *extra)
+    assert done.returncode == 0, done.stderr.decode()
+    (line,) = [json.loads(text) for text in (tmp_path / "out.jsonl").read_text().splitlines()]
+    return line
+
+
+def found(line: dict) -> list[tuple[str, float, list[float]]]:
+    return [
+        (box["label"], pytest.approx(box["score"], abs=1e-4), pytest.approx(box["box"], abs=1e-3))
+        for box in line["detections"]
+    ]
+
+
+@pytest.mark.parametrize("size", sorted(YOLO_EXPECTED))
+@pytest.mark.parametrize("build", [yolov8_model, yolov5_model], ids=["yolov8", "yolov5"])
+def test_yolo_boxes_land_on_the_right_frame_pixels(run_cli, tmp_path: Path, size, build):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("person\ncar\n")
+    line = run_model(
+        run_cli, tmp_path, frame_file(tmp_path, *size), build(tmp_path / "m.onnx"), "--labels", str(labels)
+    )
+    assert found(line) == YOLO_EXPECTED[size]
+    assert [box["class_id"] for box in line["detections"]] == [0, 1]
+
+
+def test_yolo_labels_come_from_the_model_metadata(run_cli, tmp_path: Path):
+    model = yolov8_model(tmp_path / "m.onnx", metadata={"names": "{0: 'person', 1: 'car'}"})
+    line = run_model(run_cli, tmp_path, frame_file(tmp_path, 1280, 720), model)
+    assert [box["label"] for box in line["detections"]] == ["person", "car"]
+
+
+def test_min_score_throws_out_low_confidence_boxes(run_cli, tmp_path: Path):
+    line = run_model(
+        run_cli, tmp_path, frame_file(tmp_path, 1280, 720), yolov8_model(tmp_path / "m.onnx"), "--min-score", "0.7"
+    )
+    assert [box["score"] for box in line["detections"]] == [pytest.approx(0.9)]
+
+
+@pytest.mark.parametrize("build", [ssd_model, ssd_tf_model], ids=["ssd-detection-output", "ssd-tensorflow"])
+@pytest.mark.parametrize("size", [(1280, 720), (720, 1280)])
+def test_ssd_boxes_are_fractions_of_the_stretched_frame(run_cli, tmp_path: Path, build, size):
+    width, height = size
+    line = run_model(run_cli, tmp_path, frame_file(tmp_path, *size), build(tmp_path / "m.onnx"), "--min-score", "0.2")
+    boxes = [box["box"] for box in line["detections"]]
+    assert boxes == [
+        pytest.approx([0.25 * width, 0.5 * height, 0.5 * width, 1.0 * height], abs=1e-3),
+        pytest.approx([0.1 * width, 0.1 * height, 0.2 * width, 0.2 * height], abs=1e-3),
+    ]
+    assert len(line["detections"]) == 2  # the row after image_id -1 is padding
+
+
+def test_classifier_adds_a_classification_and_no_boxes(run_cli, tmp_path: Path):
+    labels = tmp_path / "door.txt"
+    labels.write_text("open\nclosed\n")
+    line = run_model(
+        run_cli,
+        tmp_path,
+        frame_file(tmp_path, 640, 480),
+        classifier_model(tmp_path / "c.onnx"),
+        "--labels",
+        str(labels),
+    )
+    assert line["detections"] == []
+    assert line["classification"] == {"label": "open", "score": pytest.approx(0.9526, abs=1e-4)}
+
+
+def test_short_labels_file_warns_and_names_the_rest_class_n(run_cli, tmp_path: Path):
+    labels = tmp_path / "one.txt"
+    labels.write_text("person\n")
+    frame = frame_file(tmp_path, 1280, 720)
+    done = run_cli(
+        "run",
+        "--source",
+        str(frame),
+        "--model",
+        str(yolov8_model(tmp_path / "m.onnx")),
+        "--labels",
+        str(labels),
+        "--json",
+        "o.jsonl",
+    )
+    assert done.returncode == 0
+    assert "names 1 classes but the model has 2" in done.stderr.decode()
+    line = json.loads((tmp_path / "o.jsonl").read_text())
+    assert [box["label"] for box in line["detections"]] == ["person", "class_1"]
+
+
+def test_format_override_is_used(tmp_path: Path):
+    detector = load_detector(
+        "onnx", path=str(classifier_model(tmp_path / "c.onnx", logits=(0.1, 0.2, 0.7))), format="classifier"
+    )
+    result = detector.detect(np.zeros((50, 60, 3), np.uint8))
+    assert result.metadata["classification"]["label"] == "class_2"
+    assert result.metadata["classification"]["score"] == pytest.approx(0.7)  # already probabilities
+
+
+def test_config_file_detectors_take_a_model(run_cli, tmp_path: Path):
+    model = yolov8_model(tmp_path / "m.onnx")
+    frame = frame_file(tmp_path, 720, 1280)
+    (tmp_path / "site.yaml").write_text(
+        f"cameras:\n  lobby:\n    source: {frame}\n    detector: yolo\n"
+        f"detectors:\n  yolo: {{type: onnx, path: {model}, format: yolov8, nms_iou: 0.5}}\n"
+    )
+    done = run_cli("run", "site.yaml", "--json", "out.jsonl")
+    assert done.returncode == 0, done.stderr.decode()
+    line = json.loads((tmp_path / "out.jsonl").read_text())
+    assert [box["box"] for box in line["detections"]] == [pytest.approx(b[2]) for b in YOLO_EXPECTED[(720, 1280)]]
+
+
+def one_line(done) -> str:
+    assert done.returncode == 2, done.stderr.decode()
+    message = done.stderr.decode().strip()
+    assert len(message.splitlines()) == 1 and "Traceback" not in message, message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda t: t / "nope.onnx", "no such model file"),
+        (lambda t: _write(t / "junk.onnx", b"not a model at all"), "is not a model ONNX Runtime can load"),
+        (
+            lambda t: constant_model(t / "odd.onnx", {"a": np.zeros((1, 2, 3, 4, 5)), "b": np.zeros((1, 9))}),
+            "outputs a [1, 2, 3, 4, 5], b [1, 9] match no known layout",
+        ),
+    ],
+    ids=["missing", "not-a-model", "unknown-layout"],
+)
+def test_bad_models_are_one_line_errors(run_cli, tmp_path: Path, make, expected):
+    message = one_line(run_cli("run", "--source", str(frame_file(tmp_path, 64, 48)), "--model", str(make(tmp_path))))
+    assert expected in message
+    if "layout" in expected:
+        assert "yolov8, yolov5, ssd, ssd_tf, classifier" in message
+
+
+def test_unknown_format_and_conflicting_flags(run_cli, tmp_path: Path):
+    frame = str(frame_file(tmp_path, 64, 48))
+    model = str(yolov8_model(tmp_path / "m.onnx"))
+    assert "unknown model format 'yolov9000'" in one_line(
+        run_cli("run", "--source", frame, "--model", model, "--format", "yolov9000")
+    )
+    assert "--detector or --model" in one_line(run_cli("run", "--source", frame, "--model", model, "--detector", "hog"))
+    assert "add --model FILE" in one_line(run_cli("run", "--source", frame, "--labels", "x.txt"))
+
+
+def test_labels_file_problems(tmp_path: Path):
+    model = str(yolov8_model(tmp_path / "m.onnx"))
+    with pytest.raises(EdgewatchError, match="no such labels file"):
+        load_detector("onnx", path=model, labels=str(tmp_path / "none.txt"))
+    bad = _write(tmp_path / "bad.yaml", b"names: [a, b\n")
+    with pytest.raises(EdgewatchError, match="cannot parse labels file"):
+        load_detector("onnx", path=model, labels=str(bad))
+    names = _write(tmp_path / "data.yaml", b"names: {0: person, 1: car}\n")
+    assert load_detector("onnx", path=model, labels=str(names)).labels == ["person", "car"]
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
