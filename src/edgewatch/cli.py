@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", help="an .onnx model file (YOLOv5/v8/v11, SSD, classifier); see docs/models.md")
     run.add_argument("--format", help="the model's output layout, when guessing from its shapes is not enough")
     run.add_argument("--labels", help="the model's class names: txt (one a line), yaml or json")
+    run.add_argument("--device", help="run the model with OpenVINO on this device (AUTO, CPU, GPU, NPU)")
     run.add_argument("--camera", default="default", help="camera name in outputs (default 'default')")
     run.add_argument("--min-score", type=_score, help="drop boxes scoring below this (0..1)")
     run.add_argument("--only", help="keep only these labels, comma-separated (e.g. person,car)")
@@ -111,10 +112,17 @@ def _config_from_flags(args: argparse.Namespace) -> Config:
             raise EdgewatchError(
                 "give --detector or --model, not both", "--model runs a model file instead of a built-in"
             )
-        detectors["model"] = {"type": "onnx", "path": args.model, "format": args.format, "labels": args.labels}
+        openvino = args.device is not None or args.model.lower().endswith(".xml")
+        detectors["model"] = {
+            "type": "openvino" if openvino else "onnx",
+            "path": args.model,
+            "format": args.format,
+            "labels": args.labels,
+            "device": args.device,
+        }
         camera["detector"] = "model"
-    elif args.format or args.labels:
-        raise EdgewatchError("--format and --labels describe a model", "add --model FILE")
+    elif args.format or args.labels or args.device:
+        raise EdgewatchError("--format, --labels and --device describe a model", "add --model FILE")
     try:
         return Config(cameras={args.camera: CameraConfig(**camera)}, detectors=detectors)
     except ValueError as error:

@@ -26,7 +26,7 @@ class StrictModel(BaseModel):
 class DetectorConfig(StrictModel):
     """A named detector that cameras refer to by its key under `detectors:`."""
 
-    type: str = Field(description="a built-in detector (" + ", ".join(BUILTIN_DETECTORS) + ") or onnx")
+    type: str = Field(description="a built-in detector (" + ", ".join(BUILTIN_DETECTORS) + "), onnx or openvino")
     min_area: float | None = Field(None, gt=0, description="motion: smallest blob in pixels, or fraction of the frame")
     path: str | None = Field(None, description="onnx: the model file")
     format: str | None = Field(None, description="onnx: output layout; omit to guess from the output shapes")
@@ -39,7 +39,8 @@ class DetectorConfig(StrictModel):
     std: tuple[float, float, float] | None = Field(None, description="onnx: divided per channel after mean")
     nms_iou: float | None = Field(None, gt=0, le=1, description="onnx: IoU above which boxes of a class merge")
     max_detections: int | None = Field(None, ge=1, description="onnx: boxes kept per frame at most")
-    softmax: bool | None = Field(None, description="onnx classifier: apply softmax; omit to decide from the outputs")
+    softmax: bool | None = Field(None, description="model classifier: apply softmax; omit to decide from the outputs")
+    device: str | None = Field(None, description="openvino: AUTO (default), CPU, GPU, NPU, ...")
 
     @field_validator("type")
     @classmethod

@@ -187,3 +187,34 @@ def test_labels_file_problems(tmp_path: Path):
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+@pytest.fixture
+def openvino_ir(tmp_path: Path) -> Path:
+    """The yolov8 test graph converted to OpenVINO IR (.xml + .bin), as `ovc` would."""
+    import openvino
+
+    xml = tmp_path / "ir" / "m.xml"
+    openvino.save_model(openvino.convert_model(str(yolov8_model(tmp_path / "m.onnx"))), str(xml))
+    return xml
+
+
+@pytest.mark.parametrize("size", sorted(YOLO_EXPECTED))
+def test_openvino_ir_gives_the_same_boxes(run_cli, tmp_path: Path, openvino_ir: Path, size):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("person\ncar\n")
+    line = run_model(run_cli, tmp_path, frame_file(tmp_path, *size), openvino_ir, "--labels", str(labels))
+    assert found(line) == YOLO_EXPECTED[size]
+
+
+def test_openvino_runs_onnx_files_on_a_named_device(tmp_path: Path):
+    detector = load_detector("openvino", path=str(yolov8_model(tmp_path / "m.onnx")), device="CPU")
+    assert detector.detect(np.zeros((720, 1280, 3), np.uint8)).xyxy.tolist() == [
+        b[2] for b in YOLO_EXPECTED[(1280, 720)]
+    ]
+
+
+def test_absent_openvino_device_is_a_clear_error(run_cli, tmp_path: Path, openvino_ir: Path):
+    done = run_cli("run", "--source", str(frame_file(tmp_path, 64, 48)), "--model", str(openvino_ir), "--device", "NPU")
+    message = one_line(done)
+    assert "OpenVINO device NPU is not present on this machine" in message and "AUTO, CPU" in message

@@ -9,7 +9,7 @@ from edgewatch.models.base import Detector, make_detections
 from edgewatch.models.builtin import HAAR_CASCADES, HaarDetector, HogPeopleDetector, MotionDetector
 
 BUILTIN_DETECTORS = ("hog", *HAAR_CASCADES, "motion")
-MODEL_BACKENDS = ("onnx",)
+MODEL_BACKENDS = ("onnx", "openvino")
 
 __all__ = ["BUILTIN_DETECTORS", "MODEL_BACKENDS", "Detector", "load_detector", "make_detections"]
 
@@ -19,7 +19,9 @@ def load_detector(name: str, **options: Any) -> Detector:
 
     Args:
         name: a built-in detector: `hog`, `haar:face`, `haar:catface`, `haar:fullbody`, `haar:plate`
-            or `motion`; or a model backend: `onnx` (with `path=`, see `OnnxDetector`).
+            or `motion`; or a model runtime, `onnx` or `openvino`, with `path=` and the options of
+            `ModelDetector` (format, labels, preprocess, nms_iou, max_detections, softmax; `device`
+            for openvino).
         **options: the detector's own settings, e.g. `min_area` for `motion`.
 
     Raises:
@@ -37,13 +39,29 @@ def load_detector(name: str, **options: Any) -> Detector:
             return HaarDetector(name, **options)
         if name == "motion":
             return MotionDetector(**options)
-        if name == "onnx":
-            from edgewatch.models.onnx import OnnxDetector
-
-            return OnnxDetector(**options)
+        if name in MODEL_BACKENDS:
+            return _load_model(name, **options)
     except TypeError as error:
         raise EdgewatchError(f"bad option for detector {name}: {error}", "see docs/detectors.md") from None
     raise EdgewatchError(
         f"unknown detector '{name}'",
         f"use one of {', '.join(BUILTIN_DETECTORS)}, or a name defined under detectors: in the config",
     )
+
+
+def _load_model(runtime: str, path: str, device: str | None = None, **options: Any) -> Detector:
+    from pathlib import Path
+
+    from edgewatch.models.model import ModelDetector
+
+    if runtime == "openvino":
+        from edgewatch.models.openvino import OpenVinoRuntime
+
+        backend = OpenVinoRuntime(path, device or "AUTO")
+    else:
+        if device is not None:
+            raise EdgewatchError("device: is an OpenVINO option", "use type: openvino, or drop device:")
+        from edgewatch.models.onnx import OnnxRuntime
+
+        backend = OnnxRuntime(path)
+    return ModelDetector(backend, Path(path).name, **options)

@@ -1,155 +1,46 @@
-"""Model files run by ONNX Runtime: pre-processing, the model call and decoding, as three steps."""
+"""ONNX Runtime as a model runtime: CPU always, CUDA / TensorRT when the installed build has them."""
 
 from __future__ import annotations
 
-import logging
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import supervision as sv
 
 from edgewatch.errors import EdgewatchError
-from edgewatch.models.base import Detector
-from edgewatch.models.decoders import (
-    DECODERS,
-    FORMATS,
-    DecodeOptions,
-    check_format,
-    class_count,
-    describe_outputs,
-    guess_format,
-)
-from edgewatch.models.labels import complete_labels, labels_from_metadata, read_labels
-from edgewatch.models.preprocess import Preprocess
 
-log = logging.getLogger(__name__)
-
-DEFAULT_INPUT_SIZE = 640
-#: per layout: letterbox, RGB and 0..1 scaling for YOLO; OpenVINO/DeepLens SSDs take BGR 0..255 stretched
-PREPROCESS_DEFAULTS: dict[str, dict[str, Any]] = {
-    "yolov8": {"letterbox": True, "rgb": True, "scale": 1 / 255},
-    "yolov5": {"letterbox": True, "rgb": True, "scale": 1 / 255},
-    "ssd": {"letterbox": False, "rgb": False, "scale": 1.0},
-    "ssd_tf": {"letterbox": False, "rgb": True, "scale": 1.0},
-    "classifier": {"letterbox": False, "rgb": True, "scale": 1 / 255},
-}
 _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8"}
+PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 
-def _providers() -> list[str]:
-    """GPU execution providers first when this ONNX Runtime build has them, CPU always."""
-    import onnxruntime
+class OnnxRuntime:
+    """Runs an `.onnx` file (see `Runtime` in models/model.py)."""
 
-    available = onnxruntime.get_available_providers()
-    preferred = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-    return [name for name in preferred if name in available]
-
-
-class OnnxDetector(Detector):
-    """A detector or classifier in an `.onnx` file.
-
-    Args:
-        path: the model file.
-        format: output layout (`yolov8`, `yolov5`, `ssd`, `ssd_tf`, `classifier`); guessed from the
-            output shapes when None.
-        labels: a labels file; else the model's metadata `names`; else `class_N`.
-        preprocess: overrides of `Preprocess` fields (input_size, letterbox, rgb, scale, mean, std).
-        nms_iou, max_detections, softmax: see `DecodeOptions`.
-
-    Example:
-        >>> detector = OnnxDetector("yolov8n.onnx", labels="coco.txt")  # doctest: +SKIP
-        >>> detector.detect(frame).xyxy  # boxes in frame pixels  # doctest: +SKIP
-    """
-
-    default_min_score = 0.25
-
-    def __init__(
-        self,
-        path: str | Path,
-        format: str | None = None,
-        labels: str | Path | None = None,
-        preprocess: dict[str, Any] | None = None,
-        nms_iou: float = 0.45,
-        max_detections: int = 300,
-        softmax: bool | None = None,
-        providers: list[str] | None = None,
-    ) -> None:
+    def __init__(self, path: str | Path, providers: list[str] | None = None) -> None:
         import onnxruntime
 
-        self.path = Path(path)
-        self.name = self.path.name
-        if not self.path.is_file():
-            raise EdgewatchError(f"no such model file: {self.path}", "check the path given to --model")
+        path = Path(path)
+        if not path.is_file():
+            raise EdgewatchError(f"no such model file: {path}", "check the path given to --model")
+        available = onnxruntime.get_available_providers()
+        chosen = providers or [name for name in PREFERRED_PROVIDERS if name in available]
         try:
-            self._session = onnxruntime.InferenceSession(str(self.path), providers=providers or _providers())
+            self._session = onnxruntime.InferenceSession(str(path), providers=chosen)
         except Exception as error:
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise EdgewatchError(
-                f"{self.path} is not a model ONNX Runtime can load: {first_line[:200]}",
-                "export the model to ONNX again",
+                f"{path} is not a model ONNX Runtime can load: {_first_line(error)}", "export the model to ONNX again"
             ) from None
         model_input = self._session.get_inputs()[0]
         self._input_name = model_input.name
-        layout, size = _input_layout(model_input.shape, preprocess or {})
-        dtype = _DTYPES.get(model_input.type, "float32")
-        probe = Preprocess(input_size=size, layout=layout, dtype=dtype)
-        shapes = [output.shape for output in self._run(probe.tensor([np.zeros((size[1], size[0], 3), np.uint8)])[0])]
-        output_names = [output.name for output in self._session.get_outputs()]
-        self.format = check_format(format) if format else guess_format(shapes)
-        if self.format is None:
-            raise EdgewatchError(
-                f"{self.path}: outputs {describe_outputs(output_names, shapes)} match no known layout",
-                f"name one with format: ({', '.join(FORMATS)})",
-            )
-        overrides = {
-            key: tuple(value) if isinstance(value, list) else value for key, value in (preprocess or {}).items()
-        }
-        self.preprocess = replace(probe, **{**PREPROCESS_DEFAULTS[self.format], **overrides, "input_size": size})
-        self.options = DecodeOptions(nms_iou=nms_iou, max_detections=max_detections, softmax=softmax)
-        named = (
-            read_labels(labels) if labels else labels_from_metadata(self._session.get_modelmeta().custom_metadata_map)
-        )
-        classes = class_count(self.format, shapes)
-        self.labels = complete_labels(named, classes, str(labels or self.path)) if classes else list(named or [])
-        self._decode = DECODERS[self.format]
-        log.info("%s: %s, input %dx%d %s, %s", self.name, self.format, *size, layout, self._session.get_providers()[0])
+        self.input_shape = list(model_input.shape)
+        self.input_dtype = _DTYPES.get(model_input.type, "float32")
+        self.output_names = [output.name for output in self._session.get_outputs()]
+        self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
+        self.device = self._session.get_providers()[0]
 
-    def _run(self, batch: np.ndarray) -> list[np.ndarray]:
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
         return self._session.run(None, {self._input_name: batch})
 
-    def detect(self, image: np.ndarray) -> sv.Detections:
-        return self.detect_batch([image])[0]
 
-    def detect_batch(self, images: list[np.ndarray]) -> list[sv.Detections]:
-        """Detections for each image; one model call when the batch axis is dynamic."""
-        batch, geometries = self.preprocess.tensor(images)
-        outputs = self._run(batch) if self._batch_dynamic or len(images) == 1 else None
-        if outputs is None:
-            return [self.detect(image) for image in images]
-        return [
-            self._decode([output[index] for output in outputs], geometry, self.labels, self.options)
-            for index, geometry in enumerate(geometries)
-        ]
-
-    @property
-    def _batch_dynamic(self) -> bool:
-        return not isinstance(self._session.get_inputs()[0].shape[0], int)
-
-
-def _input_layout(shape: list[Any], overrides: dict[str, Any]) -> tuple[str, tuple[int, int]]:
-    """NCHW or NHWC, and (width, height), from the model's input shape; dynamic sides take the override
-    or 640."""
-    if len(shape) != 4:
-        raise EdgewatchError(
-            f"model input has shape {shape}, not an image batch", "use a model that takes N×3×H×W or N×H×W×3"
-        )
-    layout = "NHWC" if shape[3] == 3 and shape[1] != 3 else "NCHW"
-    height, width = (shape[1], shape[2]) if layout == "NHWC" else (shape[2], shape[3])
-    wanted = overrides.get("input_size")
-    if isinstance(height, int) and isinstance(width, int):
-        return layout, (width, height)
-    if wanted:
-        return layout, tuple(wanted)
-    return layout, (DEFAULT_INPUT_SIZE, DEFAULT_INPUT_SIZE)
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
