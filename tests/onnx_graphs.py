@@ -19,18 +19,40 @@ def constant_model(
     input_shape: list[int | str] = (1, 3, 640, 640),
     metadata: dict[str, str] | None = None,
 ) -> Path:
-    """Write a model whose outputs are `outputs` (name → array), for any input of `input_shape`."""
+    """Write a model whose outputs are `outputs` (name → array), for any input of `input_shape`.
+
+    With a named (dynamic) batch axis, each output is repeated once per image of the batch."""
     nodes = [
         helper.make_node("ReduceMean", ["images"], ["mean"], keepdims=0),
         helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
     ]
     initializers = [numpy_helper.from_array(np.array(0, np.float32), "zero")]
+    dynamic = isinstance(input_shape[0], str)
+    if dynamic:
+        initializers += [
+            numpy_helper.from_array(np.array([0], np.int64), "first"),
+            numpy_helper.from_array(np.array([1], np.int64), "second"),
+        ]
+        nodes += [
+            helper.make_node("Shape", ["images"], ["input_shape"]),
+            helper.make_node("Slice", ["input_shape", "first", "second"], ["batch"]),
+        ]
     graph_outputs = []
     for name, value in outputs.items():
         value = np.asarray(value, np.float32)
         initializers.append(numpy_helper.from_array(value, f"{name}_value"))
-        nodes.append(helper.make_node("Add", [f"{name}_value", "nothing"], [name]))
-        graph_outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(value.shape)))
+        shape: list[int | str] = list(value.shape)
+        if dynamic:
+            initializers.append(numpy_helper.from_array(np.array(shape[1:], np.int64), f"{name}_rest"))
+            nodes += [
+                helper.make_node("Concat", ["batch", f"{name}_rest"], [f"{name}_shape"], axis=0),
+                helper.make_node("Expand", [f"{name}_value", f"{name}_shape"], [f"{name}_batch"]),
+                helper.make_node("Add", [f"{name}_batch", "nothing"], [name]),
+            ]
+            shape[0] = input_shape[0]
+        else:
+            nodes.append(helper.make_node("Add", [f"{name}_value", "nothing"], [name]))
+        graph_outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
     graph = helper.make_graph(
         nodes,
         "constant",
@@ -61,9 +83,10 @@ def _with_empty_anchors(table: np.ndarray, anchors: int = 100) -> np.ndarray:
     return np.concatenate([table, empty])
 
 
-def yolov8_model(path: Path, metadata: dict[str, str] | None = None) -> Path:
+def yolov8_model(path: Path, metadata: dict[str, str] | None = None, dynamic_batch: bool = False) -> Path:
     table = _with_empty_anchors(np.concatenate([YOLO_BOXES, YOLO_CLASS_SCORES], axis=1))  # N × (4 + C)
-    return constant_model(path, {"output0": table.T[None]}, metadata=metadata)  # 1 × (4 + C) × N
+    input_shape = ["batch", 3, 640, 640] if dynamic_batch else [1, 3, 640, 640]
+    return constant_model(path, {"output0": table.T[None]}, input_shape, metadata)  # 1 × (4 + C) × N
 
 
 def yolov5_model(path: Path) -> Path:

@@ -218,3 +218,46 @@ def test_absent_openvino_device_is_a_clear_error(run_cli, tmp_path: Path, openvi
     done = run_cli("run", "--source", str(frame_file(tmp_path, 64, 48)), "--model", str(openvino_ir), "--device", "NPU")
     message = one_line(done)
     assert "OpenVINO device NPU is not present on this machine" in message and "AUTO, CPU" in message
+
+
+class CountingRuntime:
+    """Wraps a real runtime and counts model calls and their batch sizes."""
+
+    def __init__(self, runtime) -> None:
+        self._runtime = runtime
+        self.batches: list[int] = []
+        for name in ("input_shape", "input_dtype", "output_names", "metadata", "device"):
+            setattr(self, name, getattr(runtime, name))
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        self.batches.append(len(batch))
+        return self._runtime.run(batch)
+
+
+def test_a_dynamic_batch_model_takes_waiting_frames_in_one_call(tmp_path: Path, make_video):
+    from edgewatch import FrameSelection, Pipeline, open_source
+    from edgewatch.models.model import ModelDetector
+    from edgewatch.models.onnx import OnnxRuntime
+
+    runtime = CountingRuntime(OnnxRuntime(yolov8_model(tmp_path / "m.onnx", dynamic_batch=True)))
+    detector = ModelDetector(runtime, "m.onnx")
+    assert detector.max_batch > 1
+    mixed = detector.detect_batch([np.zeros((720, 1280, 3), np.uint8), np.zeros((1280, 720, 3), np.uint8)])
+    assert [found.xyxy.tolist() for found in mixed] == [
+        [b[2] for b in YOLO_EXPECTED[s]] for s in [(1280, 720), (720, 1280)]
+    ]
+    assert runtime.batches[-1] == 2
+    runtime.batches.clear()
+    indices = []
+    with open_source(make_video("batch.mp4", frames=40)) as source:
+        Pipeline(source, detector, selection=FrameSelection(), on_result=lambda r: indices.append(r.frame.index)).run()
+    assert indices == list(range(40))
+    assert sum(runtime.batches) == 40
+    assert max(runtime.batches) > 1  # decoding runs ahead of the model, so frames wait and get batched
+
+
+def test_a_fixed_batch_model_gets_frames_one_by_one(tmp_path: Path):
+    runtime_model = load_detector("onnx", path=str(yolov8_model(tmp_path / "m.onnx")))
+    assert runtime_model.max_batch == 1
+    results = runtime_model.detect_batch([np.zeros((720, 1280, 3), np.uint8)] * 3)
+    assert [len(found) for found in results] == [2, 2, 2]

@@ -21,10 +21,16 @@ class Detector(ABC):
     labels: list[str]
     #: scores below this are dropped when the user gives no --min-score
     default_min_score: float = 0.0
+    #: frames worth handing to `detect_batch` at once (more than 1 only where one call serves them all)
+    max_batch: int = 1
 
     @abstractmethod
     def detect(self, image: np.ndarray) -> sv.Detections:
         """Boxes found in `image` (BGR, uint8, HxWx3)."""
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[sv.Detections]:
+        """Detections for several images; model runtimes override it to make one call."""
+        return [self.detect(image) for image in images]
 
     def close(self) -> None:
         """Release what the detector holds."""

@@ -29,6 +29,8 @@ from edgewatch.models.preprocess import Preprocess
 log = logging.getLogger(__name__)
 
 DEFAULT_INPUT_SIZE = 640
+#: frames one model call takes at most, when the model's batch axis is dynamic and frames are waiting
+BATCH_SIZE = 8
 #: per layout: letterbox, RGB and 0..1 scaling for YOLO; OpenVINO/DeepLens SSDs take BGR 0..255 stretched
 PREPROCESS_DEFAULTS: dict[str, dict[str, Any]] = {
     "yolov8": {"letterbox": True, "rgb": True, "scale": 1 / 255},
@@ -106,6 +108,7 @@ class ModelDetector(Detector):
         classes = class_count(self.format, shapes)
         self.labels = complete_labels(named, classes, str(labels or name)) if classes else list(named or [])
         self._decode = DECODERS[self.format]
+        self.max_batch = BATCH_SIZE if self._batch_dynamic else 1
         log.info("%s: %s, input %dx%d %s, on %s", name, self.format, *size, layout, runtime.device)
 
     def detect(self, image: np.ndarray) -> sv.Detections:

@@ -64,6 +64,8 @@ class Pipeline:
         on_result: called with each `FrameResult`, in frame order, on the delivery thread.
         progress: show a progress bar on stderr (files only).
         queue_size: frames waiting between two stages at most.
+        batch_size: frames the detector may take in one call when several are waiting; None uses the
+            detector's `max_batch` (8 for a model with a dynamic batch axis, else 1).
 
     Example:
         >>> import edgewatch as ew
@@ -85,6 +87,7 @@ class Pipeline:
         on_result: Callable[[FrameResult], None] | None = None,
         progress: bool = False,
         queue_size: int = 4,
+        batch_size: int | None = None,
     ) -> None:
         self.source = source
         self.detector = detector
@@ -99,7 +102,7 @@ class Pipeline:
         self._frames: Channel[Frame] = Channel(
             1 if source.info.live else queue_size, keep_latest=source.info.live, stop=self._stop
         )
-        self._results: Channel[FrameResult] = Channel(queue_size, stop=self._stop)
+        self._results: Channel[list[FrameResult]] = Channel(queue_size, stop=self._stop)
         self._show_progress = progress and not source.info.live
         self._progress: tqdm | None = None
         self._delivered = 0
@@ -113,7 +116,13 @@ class Pipeline:
                 self._frames,
                 self._stop,
             ),
-            Stage(f"{camera}:detect", self._frames, self._detect, self._results, self._stop),
+            Stage(
+                f"{camera}:detect",
+                self._frames.batches(batch_size or detector.max_batch),
+                self._detect,
+                self._results,
+                self._stop,
+            ),
             Stage(f"{camera}:deliver", self._results, self._deliver, None, self._stop),
         ]
 
@@ -128,11 +137,14 @@ class Pipeline:
             mininterval=0.5 if sys.stderr.isatty() else 5.0,
         )
 
-    def _detect(self, frame: Frame) -> FrameResult:
+    def _detect(self, frames: list[Frame]) -> list[FrameResult]:
         started = time.perf_counter()
-        detections = self.detector.detect(frame.image)
-        inference_ms = (time.perf_counter() - started) * 1000
-        return FrameResult(frame, self._filter(detections), inference_ms, self._annotator)
+        found = self.detector.detect_batch([frame.image for frame in frames])
+        inference_ms = (time.perf_counter() - started) * 1000 / len(frames)
+        return [
+            FrameResult(frame, self._filter(detections), inference_ms, self._annotator)
+            for frame, detections in zip(frames, found, strict=True)
+        ]
 
     def _filter(self, detections: sv.Detections) -> sv.Detections:
         if len(detections) == 0:
@@ -144,17 +156,18 @@ class Pipeline:
             keep &= np.isin(detections.data["class_name"], self.labels)
         return detections if keep.all() else detections[keep]
 
-    def _deliver(self, result: FrameResult) -> None:
-        for sink in self.sinks:
-            sink.write(result)
-        if self.on_result is not None:
-            self.on_result(result)
-        self._delivered += 1
-        self._inference_ms_total += result.inference_ms
-        if self._progress is not None:
-            self._progress.update(1)
-        if self.selection.max_frames is not None and self._delivered >= self.selection.max_frames:
-            raise StopPipeline(f"{self._delivered} frames processed, as asked")
+    def _deliver(self, results: list[FrameResult]) -> None:
+        for result in results:
+            for sink in self.sinks:
+                sink.write(result)
+            if self.on_result is not None:
+                self.on_result(result)
+            self._delivered += 1
+            self._inference_ms_total += result.inference_ms
+            if self._progress is not None:
+                self._progress.update(1)
+            if self.selection.max_frames is not None and self._delivered >= self.selection.max_frames:
+                raise StopPipeline(f"{self._delivered} frames processed, as asked")
 
     def start(self) -> None:
         """Start the stages and return at once; `wait()` for the end."""

@@ -70,6 +70,20 @@ class Channel(Generic[In]):
     def __len__(self) -> int:
         return len(self._items)
 
+    def batches(self, max_size: int) -> Iterator[list[In]]:
+        """Like iterating, but each step also takes whatever else is already waiting, up to
+        `max_size` items: a consumer that is behind catches up in batches, one that keeps up gets
+        single items and never waits for a batch to fill."""
+        while True:
+            with self._condition:
+                while not self._items and not self._closed and not self._stop.is_set():
+                    self._condition.wait(_POLL_S)
+                if self._stop.is_set() or not self._items:
+                    return
+                batch = [self._items.popleft() for _ in range(min(max_size, len(self._items)))]
+                self._condition.notify_all()
+            yield batch
+
     def __iter__(self) -> Iterator[In]:
         while True:
             with self._condition:
