@@ -76,6 +76,27 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pipe", action="store_true", help="write annotated frames as raw bgr24 to stdout")
     run.add_argument("--show", action="store_true", help="show annotated frames in a window (Esc quits)")
 
+    bench = commands.add_parser("bench", help="measure detectors on this machine").add_subparsers(
+        dest="bench", required=True, metavar="WHAT", parser_class=_Parser
+    )
+    models = bench.add_parser("models", help="load time, latency, throughput, pre/post cost of detectors")
+    models.add_argument("--model", action="append", default=[], help="a model file (.onnx, .xml); repeat for more")
+    models.add_argument("--detector", action="append", default=[], help="a built-in detector; repeat for more")
+    models.add_argument(
+        "--openvino",
+        action="append",
+        default=None,
+        metavar="DEVICE",
+        help="OpenVINO devices to run model files on (default AUTO when installed)",
+    )
+    models.add_argument("--source", help="frames to measure on (default: the bikes.mp4 sample)")
+    models.add_argument("--size", help="resize frames to WxH first, e.g. 1280x720")
+    models.add_argument("--frames", type=_positive_int, default=20, help="frames to use (default 20)")
+    models.add_argument("--runs", type=_positive_int, default=3, help="passes over the frames (default 3)")
+    models.add_argument("--markdown", action="store_true", help="print a markdown table")
+    models.add_argument("--json", type=Path, help="write the results as JSON")
+    models.add_argument("--csv", type=Path, help="write the results as CSV")
+
     demo = commands.add_parser("demo", help="find people in a real street video, with embedded defaults")
     _add_outputs(demo, folder=True)
     demo.add_argument("--max-frames", type=_positive_int, help="stop after N frames")
@@ -150,6 +171,38 @@ def _run(args: argparse.Namespace) -> int:
     return run_config(config, outputs).exit_code
 
 
+def _bench_models(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from edgewatch.bench import models as bench
+    from edgewatch.models import BUILTIN_DETECTORS
+    from edgewatch.sources import open_source
+
+    detectors = args.detector or ([] if args.model else list(BUILTIN_DETECTORS))
+    devices = args.openvino if args.openvino is not None else (["AUTO"] if importlib.util.find_spec("openvino") else [])
+    frames = []
+    with open_source(args.source or sample_video("bikes.mp4")) as source:
+        while len(frames) < args.frames and (picture := source.read()) is not None:
+            frames.append(picture.image)
+    if args.size:
+        try:
+            width, height = (int(side) for side in args.size.lower().split("x"))
+        except ValueError:
+            raise EdgewatchError(f"--size {args.size} is not WxH", "write it like 1280x720") from None
+        frames = [cv2.resize(frame, (width, height)) for frame in frames]
+    results = [
+        bench.measure(candidate, frames, args.runs) for candidate in bench.candidates(args.model, detectors, devices)
+    ]
+    height, width = frames[0].shape[:2]
+    print(f"{len(frames)} frames of {width}x{height}, {args.runs} runs each; {os.cpu_count()} CPUs")
+    print(bench.table(results, markdown=args.markdown))
+    if args.json:
+        bench.write_json(results, args.json)
+    if args.csv:
+        bench.write_csv(results, args.csv)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     video = args.out_dir / "annotated.mp4"
     lines = args.out_dir / "detections.jsonl"
@@ -186,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _setup_logging(args.debug, getattr(args, "quiet", False))
         if args.command == "run":
             return _run(args)
+        if args.command == "bench":
+            return _bench_models(args)
         return _demo(args)
     except EdgewatchError as error:
         if debug:

@@ -261,3 +261,25 @@ def test_a_fixed_batch_model_gets_frames_one_by_one(tmp_path: Path):
     assert runtime_model.max_batch == 1
     results = runtime_model.detect_batch([np.zeros((720, 1280, 3), np.uint8)] * 3)
     assert [len(found) for found in results] == [2, 2, 2]
+
+
+def test_bench_models_measures_every_runtime_and_builtin(run_cli, tmp_path: Path):
+    model = yolov8_model(tmp_path / "m.onnx", dynamic_batch=True)
+    done = run_cli("bench", "models", "--model", str(model), "--detector", "motion", "--frames", "3", "--runs", "1",
+                   "--size", "320x180", "--json", "bench.json", "--csv", "bench.csv")  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    rows = json.loads((tmp_path / "bench.json").read_text())
+    assert [(row["name"], row["runtime"]) for row in rows] == [
+        ("motion", "builtin"),
+        ("m.onnx", "onnx"),
+        ("m.onnx", "openvino"),
+    ]
+    for row in rows:
+        assert 0 < row["p50_ms"] <= row["p95_ms"] and row["fps_batch1"] > 0
+    model_rows = [row for row in rows if row["runtime"] != "builtin"]
+    assert all(row["pre_ms"] > 0 and row["model_ms"] > 0 and row["post_ms"] > 0 for row in model_rows)
+    assert all(
+        row["overhead"] == pytest.approx((row["pre_ms"] + row["post_ms"]) / row["model_ms"]) for row in model_rows
+    )
+    assert "overhead" in done.stdout.decode().splitlines()[1]
+    assert len((tmp_path / "bench.csv").read_text().splitlines()) == 4

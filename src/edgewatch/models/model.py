@@ -23,6 +23,7 @@ from edgewatch.models.decoders import (
     describe_outputs,
     guess_format,
 )
+from edgewatch.models.geometry import InputGeometry
 from edgewatch.models.labels import complete_labels, labels_from_metadata, read_labels
 from edgewatch.models.preprocess import Preprocess
 
@@ -116,10 +117,23 @@ class ModelDetector(Detector):
 
     def detect_batch(self, images: list[np.ndarray]) -> list[sv.Detections]:
         """Detections for each image; one model call when the batch axis is dynamic."""
-        batch, geometries = self.preprocess.tensor(images)
-        outputs = self._runtime.run(batch) if self._batch_dynamic or len(images) == 1 else None
-        if outputs is None:
+        if len(images) > 1 and not self._batch_dynamic:
             return [self.detect(image) for image in images]
+        batch, geometries = self.prepare(images)
+        return self.decode(self.infer(batch), geometries)
+
+    # The three steps, apart so that `edgewatch bench models` can time each.
+
+    def prepare(self, images: list[np.ndarray]) -> tuple[np.ndarray, list[InputGeometry]]:
+        """Pre-processing: the input tensor, and each image's geometry for mapping boxes back."""
+        return self.preprocess.tensor(images)
+
+    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        """The model call."""
+        return self._runtime.run(batch)
+
+    def decode(self, outputs: list[np.ndarray], geometries: list[InputGeometry]) -> list[sv.Detections]:
+        """Post-processing: outputs → detections in frame pixels, one per image."""
         return [
             self._decode([output[index] for output in outputs], geometry, self.labels, self.options)
             for index, geometry in enumerate(geometries)

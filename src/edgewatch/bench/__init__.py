@@ -1,0 +1,1 @@
+"""Benchmarks users run themselves: `edgewatch bench models` (and later pipeline, offload)."""
