@@ -85,14 +85,7 @@ class Channel(Generic[In]):
             yield batch
 
     def __iter__(self) -> Iterator[In]:
-        while True:
-            with self._condition:
-                while not self._items and not self._closed and not self._stop.is_set():
-                    self._condition.wait(_POLL_S)
-                if self._stop.is_set() or not self._items:
-                    return
-                item = self._items.popleft()
-                self._condition.notify_all()
+        for (item,) in self.batches(1):
             yield item
 
 
