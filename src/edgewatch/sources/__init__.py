@@ -38,7 +38,8 @@ def open_source(spec: str | int | Path, *, open_timeout: float = 10.0) -> Source
 
     Args:
         spec: an image, a folder of images, a video file, a webcam index (`0`, or `CAM` for 0),
-            an `rtsp://`, `http(s)://` or `udp://` URL, or a GStreamer pipeline (contains `!`).
+            an `rtsp://`, `http(s)://` or `udp://` URL, a GStreamer pipeline (contains `!`), or
+            `synthetic:street` (options as a query: `synthetic:street?seed=3&seconds=10`).
         open_timeout: seconds a stream may take to open (and to deliver each frame).
 
     Raises:
@@ -56,6 +57,8 @@ def open_source(spec: str | int | Path, *, open_timeout: float = 10.0) -> Source
         return LiveSource(0, open_timeout)
     if text.isdigit():
         return LiveSource(int(text), open_timeout)
+    if text.startswith("synthetic:"):
+        return _synthetic(text)
     if text.lower().startswith(STREAM_SCHEMES):
         return LiveSource(text, open_timeout)
     if "!" in text:
@@ -73,3 +76,23 @@ def open_source(spec: str | int | Path, *, open_timeout: float = 10.0) -> Source
     if is_image_path(path):
         return ImageSource(path)
     return VideoFileSource(path)
+
+
+def _synthetic(text: str) -> Source:
+    from urllib.parse import parse_qsl
+
+    from edgewatch.sources.synthetic import StreetScene, SyntheticSource
+
+    name, _, query = text.removeprefix("synthetic:").partition("?")
+    if name != "street":
+        raise EdgewatchError(f"unknown synthetic scene '{name}'", "use synthetic:street")
+    allowed = {"seed": int, "seconds": float, "width": int, "height": int, "fps": float, "cars": int, "people": int}
+    options = {}
+    for key, value in parse_qsl(query):
+        if key not in allowed:
+            raise EdgewatchError(f"unknown synthetic scene option '{key}'", f"use {', '.join(allowed)}")
+        try:
+            options[key] = allowed[key](value)
+        except ValueError:
+            raise EdgewatchError(f"synthetic scene option {key}={value} is not a number", "give a number") from None
+    return SyntheticSource(StreetScene(**options))
