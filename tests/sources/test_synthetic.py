@@ -33,6 +33,8 @@ def test_truth_boxes_cover_what_was_drawn():
 def test_objects_appear_on_their_entry_side_and_leave_by_their_exit():
     scene = StreetScene(seed=3, seconds=40)
     for actor in scene.actors:
+        if actor.last_frame >= scene.frame_count:
+            continue  # still on screen when the scene ends
         boxes = [item.box for frame in range(actor.first_frame, actor.last_frame + 1)
                  for item in scene.render(frame)[1] if item.track_id == actor.track_id]  # fmt: skip
         if not boxes:
@@ -48,6 +50,15 @@ def test_the_post_hides_what_passes_behind_it():
     hidden = [item for frame in range(scene.frame_count) for item in scene.render(frame)[1] if item.visible < 1]
     assert hidden, "some object passes behind the post"
     assert min(item.visible for item in hidden) < 0.9
+
+
+def test_cars_in_one_lane_never_overlap():
+    scene = StreetScene(seed=6, cars=10, people=0, seconds=60)
+    for frame in range(0, scene.frame_count, 5):
+        boxes = sorted((item.box for item in scene.render(frame)[1]), key=lambda box: box[1])
+        for a, b in pairwise(boxes):
+            same_lane = a[1] == b[1]
+            assert not (same_lane and a[0] < b[2] and b[0] < a[2]), (frame, a, b)
 
 
 def test_stop_and_go_objects_stand_still_for_a_while():

@@ -137,6 +137,7 @@ class StreetScene:
     def _schedule(self, rng: np.random.Generator) -> list[Actor]:
         actors: list[Actor] = []
         last_frame = max(1, self.frame_count - 1)
+        lane_free_from = {True: 0, False: 0}  # one car per lane at a time: cars never drive through each other
         for index in range(self.cars + self.people):
             is_car = index < self.cars
             first = int(rng.integers(0, max(1, int(last_frame * 0.7))))
@@ -173,6 +174,8 @@ class StreetScene:
                 speed = float(rng.uniform(1.2, 2.5)) * self.width / 640
                 colour = tuple(int(c) for c in rng.integers(20, 240, 3))
             stops = rng.random() < 0.3
+            if is_car:
+                first = max(first, lane_free_from[left_to_right])
             actors.append(
                 Actor(
                     track_id=index + 1,
@@ -189,6 +192,8 @@ class StreetScene:
                     exited=sides[1],
                 )
             )
+            if is_car:
+                lane_free_from[left_to_right] = actors[-1].last_frame + 1
         return actors
 
     def render(self, frame: int) -> tuple[np.ndarray, list[TruthBox]]:
