@@ -11,11 +11,12 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgewatch.analytics.camera import CameraAnalytics
 from edgewatch.config import CameraConfig, Config
 from edgewatch.errors import EdgewatchError
 from edgewatch.models import Detector, load_detector
 from edgewatch.pipeline import Pipeline, PipelineStats, Sink
-from edgewatch.sinks import JsonLinesWriter, RawVideoPipe, WindowDisplay, open_media_writer
+from edgewatch.sinks import EventLogWriter, JsonLinesWriter, RawVideoPipe, WindowDisplay, open_media_writer
 from edgewatch.sources import Source, open_source
 from edgewatch.sources.frames import FrameSelection
 
@@ -33,6 +34,7 @@ class Outputs:
     Attributes:
         video: annotated video or image path (`--out`); with several cameras each gets `<stem>-<camera>`.
         json: per-frame JSON lines (`--json`), shared by all cameras.
+        events: event JSON lines (`--events`), shared by all cameras.
         pipe: raw bgr24 frames on stdout (`--pipe`, one camera only).
         show: a local window per camera (`--show`).
         progress: a progress bar on stderr for files.
@@ -41,6 +43,7 @@ class Outputs:
 
     video: str | Path | None = None
     json: Path | None = None
+    events: Path | None = None
     pipe: bool = False
     show: bool = False
     progress: bool = True
@@ -58,6 +61,16 @@ def camera_detector(config: Config, camera: CameraConfig) -> Detector:
     if named is not None:
         return load_detector(named.type, **named.options())
     return load_detector(camera.detector)
+
+
+def camera_analytics(name: str, camera: CameraConfig, source: Source, detector: Detector) -> CameraAnalytics | None:
+    """Tracking and counting for a video, webcam or stream; separate pictures have no motion to follow."""
+    if source.info.stills:
+        return None
+    min_score = detector.default_min_score if camera.min_score is None else camera.min_score
+    return CameraAnalytics(
+        name, camera, min_score=min_score, fps=source.info.fps, threshold=max(min_score, detector.default_threshold)
+    )
 
 
 def _video_path(base: str | Path, camera: str, cameras: int) -> str | Path:
@@ -106,6 +119,8 @@ def run_config(config: Config, outputs: Outputs) -> RunResult:
         shared: list[Sink] = []
         if outputs.json is not None:
             shared.append(resources.enter_context(contextlib.closing(JsonLinesWriter(outputs.json))))
+        if outputs.events is not None:
+            shared.append(resources.enter_context(contextlib.closing(EventLogWriter(outputs.events))))
         if display is not None:
             resources.callback(display.close)
             shared.append(display)
@@ -139,6 +154,7 @@ def run_config(config: Config, outputs: Outputs) -> RunResult:
                     min_score=camera.min_score,
                     labels=camera.labels,
                     sinks=sinks,
+                    analytics=camera_analytics(name, camera, source, detector),
                     progress=outputs.progress,
                 )
             )
@@ -160,6 +176,9 @@ def run_config(config: Config, outputs: Outputs) -> RunResult:
                 *(item.camera, item.frames, item.seconds, item.fps),
                 *(item.mean_inference_ms, item.dropped, item.reconnects),
             )
+        for pipeline in pipelines:
+            if pipeline.final_stats is not None:
+                log.info("%s: %s", pipeline.camera, summary(pipeline.final_stats))
         return RunResult(shutdown.exit_code, stats)
 
 
@@ -173,3 +192,11 @@ def _wait_all(pipelines: list[Pipeline], display: WindowDisplay | None) -> None:
         if display is not None and not display.pump():
             return
         time.sleep(0.01 if display is not None else 0.05)
+
+
+def summary(stats: dict) -> str:
+    """One line of what a camera saw: unique objects, line counts, routes."""
+    parts = [", ".join(f"{count} {label}" for label, count in stats["unique"].items()) or "no objects"]
+    parts += [f"line {name} in {line['in']} out {line['out']}" for name, line in stats["lines"].items()]
+    parts += [f"zone {name} peak {zone['max_occupancy']}" for name, zone in stats["zones"].items()]
+    return "; ".join(parts)

@@ -14,7 +14,7 @@ import cv2
 
 from edgewatch import __version__
 from edgewatch.app import Outputs, run_config
-from edgewatch.config import CameraConfig, Config, load_config
+from edgewatch.config import CameraConfig, Config, LineConfig, load_config
 from edgewatch.errors import EdgewatchError
 from edgewatch.models import BUILTIN_DETECTORS
 from edgewatch.sources import sample_video
@@ -111,6 +111,7 @@ def _add_outputs(command: argparse.ArgumentParser, folder: bool = False) -> None
     else:
         command.add_argument("--out", help="annotated video (.mp4 .mkv .mov .avi), image (.jpg .png) or folder/")
         command.add_argument("--json", type=Path, help="per-frame JSON lines file")
+        command.add_argument("--events", type=Path, help="events JSON lines file (objects, crossings, incidents)")
     command.add_argument("--quiet", action="store_true", help="no progress bar or info logs")
 
 
@@ -163,6 +164,7 @@ def _run(args: argparse.Namespace) -> int:
     outputs = Outputs(
         video=args.out,
         json=args.json,
+        events=args.events,
         pipe=args.pipe,
         show=args.show,
         progress=not args.quiet,
@@ -206,12 +208,19 @@ def _bench_models(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     video = args.out_dir / "annotated.mp4"
     lines = args.out_dir / "detections.jsonl"
-    config = Config(cameras={"demo": CameraConfig(source=str(sample_video("bikes.mp4")), detector="hog")})
-    result = run_config(config, Outputs(video=video, json=lines, progress=not args.quiet, max_frames=args.max_frames))
+    events = args.out_dir / "events.jsonl"
+    camera = CameraConfig(
+        source=str(sample_video("bikes.mp4")),
+        detector="hog",
+        lines={"middle": LineConfig(points=((0.5, 0.0), (0.5, 1.0)))},
+    )
+    outputs = Outputs(video=video, json=lines, events=events, progress=not args.quiet, max_frames=args.max_frames)
+    result = run_config(Config(cameras={"demo": camera}), outputs)
     frames = sum(item.frames for item in result.stats)
     print(f"edgewatch demo: {frames} frames of bikes.mp4 with the HOG people detector")
     print(f"  annotated video: {video}")
     print(f"  JSON lines:      {lines}")
+    print(f"  events:          {events}")
     return result.exit_code
 
 

@@ -69,6 +69,83 @@ class DetectorConfig(StrictModel):
 PREPROCESS_KEYS = ("input_size", "letterbox", "rgb", "scale", "mean", "std")
 
 
+Point = tuple[float, float]
+ANCHORS = ("bottom_center", "center", "top_center", "center_left", "center_right", "bottom_left", "bottom_right")
+Anchor = typing.Literal[ANCHORS]
+
+
+class FilterConfig(StrictModel):
+    """Which detections of a label are believed, before tracking (per box) and after (per track)."""
+
+    min_score: float | None = Field(None, ge=0, le=1, description="drop boxes scoring below; overrides the camera's")
+    min_area: float | None = Field(None, ge=0, description="smallest box: pixels, or a fraction of the frame if ≤ 1")
+    max_area: float | None = Field(None, gt=0, description="largest box: pixels, or a fraction of the frame if ≤ 1")
+    min_ratio: float | None = Field(None, gt=0, description="smallest width / height")
+    max_ratio: float | None = Field(None, gt=0, description="largest width / height")
+    threshold: float | None = Field(
+        None, ge=0, le=1, description="a track counts once the median of its recent scores reaches this"
+    )
+
+
+class TrackingConfig(StrictModel):
+    """The track lifecycle: confirmed after `confirm_frames`, lost when unseen, gone after `gone_after`."""
+
+    confirm_frames: int = Field(3, ge=1, description="frames in a row before a track is an object")
+    lost_after: float = Field(1.0, gt=0, description="seconds ByteTrack keeps an unseen track")
+    gone_after: float = Field(2.0, gt=0, description="seconds unseen before an object has left; until then a "
+                              "new track where it was heading continues it")  # fmt: skip
+    high_score: float | None = Field(
+        None, ge=0, le=1, description="ByteTrack's first-pass score; omit to use the camera's min_score"
+    )
+    min_iou: float = Field(0.1, gt=0, le=1, description="overlap a box needs with a track's prediction to join it")
+
+
+class LineConfig(StrictModel):
+    """A counting line; 'in' is the side to the left of the line walked from its first point to its second."""
+
+    points: tuple[Point, Point] = Field(description="two points: pixels, or fractions of width/height if all ≤ 1")
+    labels: list[str] | None = Field(None, description="count only these labels")
+    anchor: Anchor = Field("bottom_center", description="the point of a box that must cross")
+    margin: float = Field(2.0, ge=0, description="pixels the anchor must get past the line (no jitter counts)")
+
+
+class ZoneConfig(StrictModel):
+    """A polygon whose occupancy, visits and dwell times are kept."""
+
+    polygon: list[Point] = Field(min_length=3, description="corners: pixels, or fractions if all ≤ 1")
+    labels: list[str] | None = Field(None, description="watch only these labels")
+    anchor: Anchor = Field("bottom_center", description="the point of a box that must be inside")
+    inertia: int = Field(3, ge=1, description="frames in a row inside (or outside) before it counts")
+
+
+class RuleConfig(StrictModel):
+    """An incident: a condition on the objects present that starts once, may re-alert, and ends once."""
+
+    name: CameraName
+    all_present: list[str] | None = Field(None, description="every one of these labels is present")
+    any_present: list[str] | None = Field(None, description="at least one of these labels is present")
+    count_above: int | None = Field(None, ge=0, description="more than this many objects (of `labels`) present")
+    labels: list[str] | None = Field(None, description="count_above: the labels counted; omit for all")
+    zone: str | None = Field(None, description="look only inside this zone")
+    min_duration: float = Field(0.0, ge=0, description="seconds the condition holds before the incident starts")
+    end_after: float = Field(1.0, ge=0, description="seconds the condition is false before the incident ends")
+    repeat_after: float | None = Field(None, gt=0, description="re-alert (an update event) every so many seconds")
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> RuleConfig:
+        given = [key for key in ("all_present", "any_present", "count_above") if getattr(self, key) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of all_present, any_present or count_above")
+        return self
+
+
+class StateConfig(StrictModel):
+    """A classifier's label as a state that changes only when the new label holds."""
+
+    min_duration: float = Field(1.0, ge=0, description="seconds the new label must hold before the state changes")
+    min_score: float = Field(0.5, ge=0, le=1, description="classifications scoring below do not count")
+
+
 class CameraConfig(StrictModel):
     """One input and how to process it."""
 
@@ -80,15 +157,34 @@ class CameraConfig(StrictModel):
         None, ge=0, le=1, description="drop boxes scoring below; omit for the detector's default"
     )
     labels: list[str] | None = Field(None, description="keep only these labels")
+    threshold: float | None = Field(
+        None, ge=0, le=1, description="a track counts once the median of its recent scores reaches this; "
+        "omit for the detector's default (0.7 for model files)"
+    )  # fmt: skip
     max_frames: int | None = Field(None, ge=1, description="stop after this many processed frames")
     realtime: bool = Field(False, description="pace a file at its own frame rate")
     loop: bool = Field(False, description="replay a file when it ends")
     open_timeout: float = Field(10.0, gt=0, description="seconds a stream may take to open")
+    filters: dict[str, FilterConfig] = Field(default_factory=dict, description="per label")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    lines: dict[CameraName, LineConfig] = Field(default_factory=dict)
+    zones: dict[CameraName, ZoneConfig] = Field(default_factory=dict)
+    rules: list[RuleConfig] = Field(default_factory=list)
+    state: StateConfig | None = Field(None, description="classifier models: turn the label into a state")
+    stats_interval: float = Field(10.0, gt=0, description="seconds of video between two stats messages")
 
     @model_validator(mode="after")
     def _one_rate(self) -> CameraConfig:
         if self.stride > 1 and self.fps is not None:
             raise ValueError("give fps or stride, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _rule_zones_exist(self) -> CameraConfig:
+        for index, rule in enumerate(self.rules):
+            if rule.zone is not None and rule.zone not in self.zones:
+                known = ", ".join(self.zones) or "none defined"
+                raise _FieldError(("rules", str(index), "zone"), f"unknown zone '{rule.zone}'; zones: {known}")
         return self
 
 
@@ -160,7 +256,7 @@ def _explain(error: ValidationError, root: yaml.Node | None, origin: str) -> Edg
     location = tuple(str(part) for part in first["loc"])
     cause = first.get("ctx", {}).get("error")
     if isinstance(cause, _FieldError):
-        location, message = cause.location, str(cause)
+        location, message = location + cause.location, str(cause)  # the cause's path is relative to its model
     elif first["type"] == "extra_forbidden":
         allowed = _allowed_keys(location[:-1])
         where = ".".join(location[:-1]) or "the top level"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from edgewatch.errors import EdgewatchError
@@ -10,8 +11,10 @@ from edgewatch.models.builtin import HAAR_CASCADES, HaarDetector, HogPeopleDetec
 
 BUILTIN_DETECTORS = ("hog", *HAAR_CASCADES, "motion")
 MODEL_BACKENDS = ("onnx", "openvino")
+#: the project's own person / car detector, trained on synthetic street scenes (tools/build_street_model.py)
+STREET_DETECTOR = Path(__file__).resolve().parent.parent / "assets" / "street-detector.onnx"
 
-__all__ = ["BUILTIN_DETECTORS", "MODEL_BACKENDS", "Detector", "load_detector", "make_detections"]
+__all__ = ["BUILTIN_DETECTORS", "MODEL_BACKENDS", "STREET_DETECTOR", "Detector", "load_detector", "make_detections"]
 
 
 def load_detector(name: str, **options: Any) -> Detector:
@@ -50,8 +53,6 @@ def load_detector(name: str, **options: Any) -> Detector:
 
 
 def _load_model(runtime: str, path: str, device: str | None = None, **options: Any) -> Detector:
-    from pathlib import Path
-
     from edgewatch.models.model import ModelDetector
 
     if runtime == "openvino":

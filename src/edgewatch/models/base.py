@@ -21,6 +21,8 @@ class Detector(ABC):
     labels: list[str]
     #: scores below this are dropped when the user gives no --min-score
     default_min_score: float = 0.0
+    #: a track counts once the median of its recent scores reaches this, when the user sets none
+    default_threshold: float = 0.0
     #: frames worth handing to `detect_batch` at once (more than 1 only where one call serves them all)
     max_batch: int = 1
 

@@ -76,6 +76,7 @@ class ModelDetector(Detector):
     """
 
     default_min_score = 0.25
+    default_threshold = 0.7  # Frigate's default: a track of weak boxes is not an object
 
     def __init__(
         self,

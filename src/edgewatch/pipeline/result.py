@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import supervision as sv
 
-from edgewatch.annotate import Annotator
+from edgewatch.annotate import Annotator, Overlay
 from edgewatch.frame import Frame, iso_time
 
 
@@ -18,21 +18,28 @@ class FrameResult:
 
     Attributes:
         frame: the decoded frame.
-        detections: boxes in the frame's pixels, filtered by min score and labels.
+        detections: boxes in the frame's pixels, filtered by min score and labels, with the object id
+            of each tracked box (`tracker_id`, -1 while a track is not yet an object).
         inference_ms: time the detector took on this frame.
+        events: events this frame raised (docs/formats.md), in order.
+        stats: the camera's stats when they were due at this frame.
+        overlay: lines, zones and counts to draw.
     """
 
     frame: Frame
     detections: sv.Detections
     inference_ms: float
     annotator: Annotator | None = field(default=None, repr=False)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    stats: dict[str, Any] | None = None
+    overlay: Overlay | None = field(default=None, repr=False)
     _annotated: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def annotated(self) -> np.ndarray:
-        """The frame with boxes drawn, computed once however many sinks ask."""
+        """The frame with boxes (and lines, zones, counts) drawn, computed once however many sinks ask."""
         if self._annotated is None:
-            self._annotated = (self.annotator or Annotator()).draw(self.frame.image, self.detections)
+            self._annotated = (self.annotator or Annotator()).draw(self.frame.image, self.detections, self.overlay)
         return self._annotated
 
     def to_json(self) -> dict[str, Any]:
@@ -67,7 +74,7 @@ def detections_json(detections: sv.Detections) -> list[dict[str, Any]]:
             "class_id": int(class_id),
             "score": round(float(score), 4),
             "box": [round(float(v), 2) for v in box],
-            "track_id": None if track_id is None else int(track_id),
+            "track_id": None if track_id is None or track_id < 0 else int(track_id),
         }
         for name, class_id, score, box, track_id in zip(
             names, class_ids, scores, detections.xyxy, track_ids, strict=True

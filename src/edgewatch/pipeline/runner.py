@@ -14,6 +14,7 @@ import numpy as np
 import supervision as sv
 from tqdm import tqdm
 
+from edgewatch.analytics.camera import CameraAnalytics
 from edgewatch.annotate import Annotator
 from edgewatch.frame import Frame
 from edgewatch.models.base import Detector
@@ -26,8 +27,13 @@ log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
-    """Where results go: files, windows, pipes, and later brokers and storage. Sinks do I/O and make
-    no decisions; the caller that made a sink closes it."""
+    """Where results go: files, windows, pipes, brokers and storage. Sinks do I/O and make no
+    decisions; the caller that made a sink closes it.
+
+    A sink that also wants events and stats has `event(event: dict)` and `stats(stats: dict)`
+    methods; they are called after `write` of the frame that raised them, and once more with what
+    the end of the input closes (objects and incidents still open, the last stats).
+    """
 
     def write(self, result: FrameResult) -> None: ...
 
@@ -62,6 +68,7 @@ class Pipeline:
         labels: keep only these labels; None keeps all.
         sinks: objects with `write(result)`; the caller closes them.
         on_result: called with each `FrameResult`, in frame order, on the delivery thread.
+        analytics: tracking, counting and rules for this camera; None reports bare detections.
         progress: show a progress bar on stderr (files only).
         queue_size: frames waiting between two stages at most.
         batch_size: frames the detector may take in one call when several are waiting; None uses the
@@ -85,6 +92,7 @@ class Pipeline:
         labels: Iterable[str] | None = None,
         sinks: Sequence[Sink] = (),
         on_result: Callable[[FrameResult], None] | None = None,
+        analytics: CameraAnalytics | None = None,
         progress: bool = False,
         queue_size: int = 4,
         batch_size: int | None = None,
@@ -97,6 +105,8 @@ class Pipeline:
         self.labels = None if labels is None else np.asarray(sorted(set(labels)), dtype=str)
         self.sinks = list(sinks)
         self.on_result = on_result
+        self.analytics = analytics
+        self.final_stats: dict | None = None  # the analytics' last stats, once the run has ended
         self._stop = threading.Event()
         self._annotator = Annotator()
         self._frames: Channel[Frame] = Channel(
@@ -123,7 +133,7 @@ class Pipeline:
                 self._results,
                 self._stop,
             ),
-            Stage(f"{camera}:deliver", self._results, self._deliver, None, self._stop),
+            Stage(f"{camera}:deliver", self._results, self._deliver, None, self._stop, on_exit=self._finish),
         ]
 
     def _progress_bar(self) -> tqdm:
@@ -158,8 +168,13 @@ class Pipeline:
 
     def _deliver(self, results: list[FrameResult]) -> None:
         for result in results:
+            if self.analytics is not None:
+                analysis = self.analytics.update(result.frame, result.detections, result.inference_ms)
+                result.detections, result.events = analysis.detections, analysis.events
+                result.stats, result.overlay = analysis.stats, analysis.overlay
             for sink in self.sinks:
                 sink.write(result)
+            self._publish(result.events, result.stats)
             if self.on_result is not None:
                 self.on_result(result)
             self._delivered += 1
@@ -168,6 +183,27 @@ class Pipeline:
                 self._progress.update(1)
             if self.selection.max_frames is not None and self._delivered >= self.selection.max_frames:
                 raise StopPipeline(f"{self._delivered} frames processed, as asked")
+
+    def _publish(self, events: list[dict], stats: dict | None) -> None:
+        for sink in self.sinks:
+            on_event, on_stats = getattr(sink, "event", None), getattr(sink, "stats", None)
+            if on_event is not None:
+                for event in events:
+                    on_event(event)
+            if on_stats is not None and stats is not None:
+                on_stats(stats)
+
+    def _finish(self) -> None:
+        """On the delivery thread, after its last frame: close what the analytics still hold open."""
+        if self.analytics is None:
+            return
+        try:
+            final = self.analytics.finish()
+            self._publish(final.events, final.stats)
+            self.final_stats = final.stats
+        except Exception as error:  # the stage's own error, if any, is the one to report
+            log.debug("finishing %s's analytics failed", self.camera, exc_info=True)
+            self._stages[-1].error = self._stages[-1].error or error
 
     def start(self) -> None:
         """Start the stages and return at once; `wait()` for the end."""

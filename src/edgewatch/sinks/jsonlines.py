@@ -1,11 +1,11 @@
-"""Per-frame JSON lines (`--json`), one object a line, flushed as they come."""
+"""JSON lines, one object a line, flushed as they come: per frame (`--json`) or per event (`--events`)."""
 
 from __future__ import annotations
 
 import json
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from edgewatch.errors import EdgewatchError
 from edgewatch.pipeline.result import FrameResult
@@ -17,6 +17,8 @@ class JsonLinesWriter:
     Each line is flushed when written, so a run that is killed leaves only whole lines behind.
     """
 
+    what = "--json"  # the option that named the file, for messages
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
@@ -24,13 +26,16 @@ class JsonLinesWriter:
             self._file: IO[str] = self.path.open("w", encoding="utf-8")
         except OSError as error:
             raise EdgewatchError(
-                f"cannot write {self.path}: {error.strerror}", "choose a writable place for --json"
+                f"cannot write {self.path}: {error.strerror}", f"choose a writable place for {self.what}"
             ) from None
         self._lock = threading.Lock()
         self.lines_written = 0
 
     def write(self, result: FrameResult) -> None:
-        line = json.dumps(result.to_json(), separators=(", ", ": ")) + "\n"
+        self.append(result.to_json())
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, separators=(", ", ": ")) + "\n"
         with self._lock:
             try:
                 self._file.write(line)
@@ -53,3 +58,15 @@ class JsonLinesWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class EventLogWriter(JsonLinesWriter):
+    """`--events`: one JSON line per event (object, line crossing, zone, incident, state), as raised."""
+
+    what = "--events"
+
+    def write(self, result: FrameResult) -> None:
+        pass  # frames are --json's; this file holds events only
+
+    def event(self, event: dict[str, Any]) -> None:
+        self.append(event)

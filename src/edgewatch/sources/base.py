@@ -18,6 +18,7 @@ class SourceInfo:
         width, height: size of the first frame in pixels.
         frame_count: number of frames, when known (files and image folders).
         live: True for cameras and streams: frames come at the sender's pace and old ones are worthless.
+        stills: True for image files: separate pictures, with no motion to track between them.
     """
 
     uri: str
@@ -26,6 +27,7 @@ class SourceInfo:
     height: int
     frame_count: int | None
     live: bool
+    stills: bool = False
 
 
 @dataclass(slots=True)

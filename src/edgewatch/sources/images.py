@@ -43,7 +43,13 @@ class ImageSource(Source):
             raise EdgewatchError(f"cannot read image {path}", "the file is damaged or not an image")
         height, width = (first.shape[:2]) if first is not None else (0, 0)
         self.info = SourceInfo(
-            uri=str(path), fps=None, width=width, height=height, frame_count=len(self._paths), live=False
+            uri=str(path),
+            fps=None,
+            width=width,
+            height=height,
+            frame_count=len(self._paths),
+            live=False,
+            stills=True,
         )
 
     @staticmethod

@@ -19,6 +19,8 @@ import numpy as np
 from edgewatch.sources.base import Picture, Source, SourceInfo
 
 LABELS = ("person", "car")
+#: an object less visible than this (behind the post) is not asked of a detector, nor held against it
+HIDDEN_BELOW = 0.5
 SIDES = ("left", "right", "top", "bottom")
 
 
@@ -71,6 +73,28 @@ class TruthBox:
     label: str
     box: tuple[float, float, float, float]  # xyxy, clipped to the frame
     visible: float  # fraction of the clipped box not hidden behind the post
+
+    @property
+    def hidden(self) -> bool:
+        return self.visible < HIDDEN_BELOW
+
+
+@dataclass(frozen=True, slots=True)
+class TruthTrack:
+    """One object's ground truth over the whole scene.
+
+    Attributes:
+        first_frame, last_frame: the first and last frame it is in view and not hidden.
+        entered, exited: the border side it came in by and left by; `exited` is None when it is still
+            in view at the end.
+    """
+
+    track_id: int
+    label: str
+    first_frame: int
+    last_frame: int
+    entered: str
+    exited: str | None
 
 
 @dataclass
@@ -138,6 +162,9 @@ class StreetScene:
         actors: list[Actor] = []
         last_frame = max(1, self.frame_count - 1)
         lane_free_from = {True: 0, False: 0}  # one car per lane at a time: cars never drive through each other
+        # People on one path in one direction follow each other, never faster than the one ahead and
+        # never pausing, so nobody walks through anybody (crossing paths still meet, briefly).
+        path_free_from: dict[tuple[float, float], tuple[int, float]] = {}  # direction → (free from, top speed)
         for index in range(self.cars + self.people):
             is_car = index < self.cars
             first = int(rng.integers(0, max(1, int(last_frame * 0.7))))
@@ -161,6 +188,8 @@ class StreetScene:
                 )
                 if rng.random() < 0.35:  # crossing the road, top to bottom or back
                     x = float(rng.uniform(0.1, 0.9) * self.width)
+                    if self.post[0] - size[0] - 4 < x < self.post[2] + 4:  # not along the post, hidden all the way
+                        x = self.post[0] - size[0] - 4 - float(rng.uniform(0.05, 0.3)) * self.width
                     start, end = (x, -size[1] - 2.0), (x, self.height + 2.0)
                     sides = ("top", "bottom")
                     if rng.integers(0, 2):
@@ -176,6 +205,13 @@ class StreetScene:
             stops = rng.random() < 0.3
             if is_car:
                 first = max(first, lane_free_from[left_to_right])
+            else:
+                stops = False
+                direction = (float(np.sign(end[0] - start[0])), float(np.sign(end[1] - start[1])))
+                free_from, top_speed = path_free_from.get(direction, (0, np.inf))
+                first, speed = max(first, free_from), min(speed, top_speed)
+                gap = max(size) + 12  # pixels between one walker and the next
+                path_free_from[direction] = (first + int(np.ceil(gap / speed)), speed)
             actors.append(
                 Actor(
                     track_id=index + 1,
@@ -199,8 +235,22 @@ class StreetScene:
     def render(self, frame: int) -> tuple[np.ndarray, list[TruthBox]]:
         """The picture at `frame` and the ground truth of every object at least partly in view."""
         image = self._background.copy()
+        truth = self.truth(frame)
+        by_id = {actor.track_id: actor for actor in self.actors}
+        for item in truth:
+            actor = by_id[item.track_id]
+            x, y = actor.corner(frame)
+            w, h = actor.size
+            (_draw_car if actor.label == "car" else _draw_person)(image, round(x), round(y), w, h, actor.colour, frame)
+        px1, py1, px2, py2 = self.post
+        cv2.rectangle(image, (px1, py1), (px2, py2), (40, 60, 50), -1)
+        noisy = image.astype(np.int16) + self._noise[frame % len(self._noise)]
+        return np.clip(noisy, 0, 255).astype(np.uint8), truth
+
+    def truth(self, frame: int) -> list[TruthBox]:
+        """The ground truth at `frame` without drawing it, in drawing order (cars, then the people on
+        the pavement in front of them)."""
         truth = []
-        # people on the pavement are nearer than cars: draw cars first
         for actor in sorted(self.actors, key=lambda a: (a.label == "person", a.track_id)):
             corner = actor.corner(frame)
             if corner is None:
@@ -210,12 +260,45 @@ class StreetScene:
             box = (max(0.0, x), max(0.0, y), min(float(self.width), x + w), min(float(self.height), y + h))
             if box[2] - box[0] < 1 or box[3] - box[1] < 1:
                 continue
-            (_draw_car if actor.label == "car" else _draw_person)(image, round(x), round(y), w, h, actor.colour, frame)
             truth.append(TruthBox(actor.track_id, actor.label, box, self._visible(box)))
-        px1, py1, px2, py2 = self.post
-        cv2.rectangle(image, (px1, py1), (px2, py2), (40, 60, 50), -1)
-        noisy = image.astype(np.int16) + self._noise[frame % len(self._noise)]
-        return np.clip(noisy, 0, 255).astype(np.uint8), truth
+        return truth
+
+    def tracks(self, min_frames: int = 1) -> list[TruthTrack]:
+        """Every object in view (not hidden) for at least `min_frames` frames of the scene."""
+        frames: dict[int, list[int]] = {}
+        for frame in range(self.frame_count):
+            for item in self.truth(frame):
+                if not item.hidden:
+                    frames.setdefault(item.track_id, []).append(frame)
+        by_id = {actor.track_id: actor for actor in self.actors}
+        return [
+            TruthTrack(
+                track_id,
+                by_id[track_id].label,
+                seen[0],
+                seen[-1],
+                by_id[track_id].entered,
+                by_id[track_id].exited if by_id[track_id].last_frame < self.frame_count else None,
+            )
+            for track_id, seen in sorted(frames.items())
+            if len(seen) >= min_frames
+        ]
+
+    def crossings(self, start: tuple[float, float], end: tuple[float, float]) -> list[tuple[int, int, str, str]]:
+        """(frame, track id, label, 'in' or 'out') each time a box's bottom centre crosses the segment
+        start → end; 'in' is towards the left-hand side of the walk from start to end."""
+        (ax, ay), (bx, by) = start, end
+        side: dict[int, bool] = {}
+        found = []
+        for frame in range(self.frame_count):
+            for item in self.truth(frame):
+                x, y = (item.box[0] + item.box[2]) / 2, item.box[3]
+                left = (bx - ax) * (y - ay) - (by - ay) * (x - ax) < 0  # screen y points down
+                previous = side.get(item.track_id)
+                side[item.track_id] = left
+                if previous is not None and previous != left and _within_segment(x, y, start, end):
+                    found.append((frame, item.track_id, item.label, "in" if left else "out"))
+        return found
 
     def _visible(self, box: tuple[float, float, float, float]) -> float:
         px1, py1, px2, py2 = self.post
@@ -223,6 +306,15 @@ class StreetScene:
         overlap_h = max(0.0, min(box[3], py2) - max(box[1], py1))
         area = (box[2] - box[0]) * (box[3] - box[1])
         return 1.0 - overlap_w * overlap_h / area
+
+
+def _within_segment(x: float, y: float, start: tuple[float, float], end: tuple[float, float]) -> bool:
+    """Whether the point's projection falls between the segment's ends (objects move a few pixels a
+    frame, so the point where a box is first seen past the line is on it, near enough)."""
+    (ax, ay), (bx, by) = start, end
+    length = (bx - ax) ** 2 + (by - ay) ** 2
+    t = ((x - ax) * (bx - ax) + (y - ay) * (by - ay)) / length if length else 0.0
+    return 0.0 <= t <= 1.0
 
 
 def _draw_car(image: np.ndarray, x: int, y: int, w: int, h: int, colour: tuple[int, int, int], frame: int) -> None:
