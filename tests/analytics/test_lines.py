@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
-from timelines import analytics, boxes, frame, moving_box, of_type, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgewatch.analytics.lines import LineCounter
 from edgewatch.analytics.tracking import TrackedObject
 from edgewatch.config import LineConfig
+from timelines import analytics, boxes, frame, moving_box, of_type, run
 
 VERTICAL = {"points": [[300, 0], [300, 360]]}  # walked top to bottom: its left-hand side is the right
 
@@ -105,9 +106,9 @@ def test_labels_filter_what_a_line_counts():
             moving_box((200, 40), (4, 0), 60), moving_box((150, 200), (5, 0), 60, (80, 40)), strict=True
         )
     ]
-    assert [(direction, label) for direction, label, _ in crossings(run(analytics(lines={"gate": line}), timeline))] == [
-        ("in", "car")
-    ]
+    assert [
+        (direction, label) for direction, label, _ in crossings(run(analytics(lines={"gate": line}), timeline))
+    ] == [("in", "car")]
 
 
 def _object(box) -> TrackedObject:
@@ -143,4 +144,4 @@ def test_crossings_alternate_and_follow_every_sure_change_of_side(angle, steps):
             side = new_side
         directions += [crossing.direction for crossing in found]
     assert len(directions) == expected
-    assert all(a != b for a, b in zip(directions, directions[1:], strict=False))
+    assert all(a != b for a, b in itertools.pairwise(directions))

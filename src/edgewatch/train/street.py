@@ -35,7 +35,7 @@ def _block(inputs: int, outputs: int, stride: int) -> nn.Sequential:
 
 
 class StreetNet(nn.Module):
-    """About 0.2 M parameters: stride-8 features with a little context, one head."""
+    """About 0.28 M parameters: stride-8 features with a little context, one head."""
 
     def __init__(self, classes: int = len(LABELS)) -> None:
         super().__init__()
