@@ -58,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run detection on a source, or on everything in a config file")
     run.add_argument("config", nargs="?", type=Path, help="YAML config (see docs/config.md); or use --source")
     run.add_argument("--source", help="image, folder, video, webcam index (0 or CAM), rtsp:// http(s):// udp:// URL")
-    run.add_argument("--detector", help=f"built-in detector: {', '.join(BUILTIN_DETECTORS)} (default hog)")
+    run.add_argument(
+        "--detector",
+        help=f"built-in detector: {', '.join(BUILTIN_DETECTORS)} (default hog; street for synthetic: sources)",
+    )
     run.add_argument("--model", help="an .onnx model file (YOLOv5/v8/v11, SSD, classifier); see docs/models.md")
     run.add_argument("--format", help="the model's output layout, when guessing from its shapes is not enough")
     run.add_argument("--labels", help="the model's class names: txt (one a line), yaml or json")
@@ -118,7 +121,7 @@ def _add_outputs(command: argparse.ArgumentParser, folder: bool = False) -> None
 def _config_from_flags(args: argparse.Namespace) -> Config:
     camera = {
         "source": args.source,
-        "detector": args.detector or "hog",
+        "detector": args.detector,
         "fps": args.fps,
         "stride": args.stride or 1,
         "min_score": args.min_score,

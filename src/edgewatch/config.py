@@ -150,7 +150,10 @@ class CameraConfig(StrictModel):
     """One input and how to process it."""
 
     source: str | int = Field(description="file, folder, webcam index, URL or GStreamer pipeline")
-    detector: str = Field("hog", description="a key of detectors:, or a built-in detector name")
+    detector: str = Field(
+        None,  # type: ignore[assignment]  # filled in by _default_detector
+        description="a key of detectors:, or a built-in detector name; default: hog, or street for synthetic: sources",
+    )
     fps: float | None = Field(None, gt=0, description="processing rate; omit to process every frame")
     stride: int = Field(1, ge=1, description="process every Nth frame")
     min_score: float | None = Field(
@@ -172,6 +175,14 @@ class CameraConfig(StrictModel):
     rules: list[RuleConfig] = Field(default_factory=list)
     state: StateConfig | None = Field(None, description="classifier models: turn the label into a state")
     stats_interval: float = Field(10.0, gt=0, description="seconds of video between two stats messages")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_detector(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("detector") is None:
+            synthetic = str(data.get("source", "")).startswith("synthetic:")
+            data = {**data, "detector": "street" if synthetic else "hog"}
+        return data
 
     @model_validator(mode="after")
     def _one_rate(self) -> CameraConfig:

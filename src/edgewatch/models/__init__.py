@@ -9,7 +9,7 @@ from edgewatch.errors import EdgewatchError
 from edgewatch.models.base import Detector, make_detections
 from edgewatch.models.builtin import HAAR_CASCADES, HaarDetector, HogPeopleDetector, MotionDetector
 
-BUILTIN_DETECTORS = ("hog", *HAAR_CASCADES, "motion")
+BUILTIN_DETECTORS = ("hog", *HAAR_CASCADES, "motion", "street")
 MODEL_BACKENDS = ("onnx", "openvino")
 #: the project's own person / car detector, trained on synthetic street scenes (tools/build_street_model.py)
 STREET_DETECTOR = Path(__file__).resolve().parent.parent / "assets" / "street-detector.onnx"
@@ -21,8 +21,8 @@ def load_detector(name: str, **options: Any) -> Detector:
     """A new detector instance (detectors keep state, such as a background model: one per camera).
 
     Args:
-        name: a built-in detector: `hog`, `haar:face`, `haar:catface`, `haar:fullbody`, `haar:plate`
-            or `motion`; or a model runtime, `onnx` or `openvino`, with `path=` and the options of
+        name: a built-in detector: `hog`, `haar:face`, `haar:catface`, `haar:fullbody`, `haar:plate`,
+            `motion`, or `street` (the project's person / car model for synthetic street scenes); or a model runtime, `onnx` or `openvino`, with `path=` and the options of
             `ModelDetector` (format, labels, preprocess, nms_iou, max_detections, softmax; `device`
             for openvino).
         **options: the detector's own settings, e.g. `min_area` for `motion`.
@@ -42,6 +42,8 @@ def load_detector(name: str, **options: Any) -> Detector:
             return HaarDetector(name, **options)
         if name == "motion":
             return MotionDetector(**options)
+        if name == "street":
+            return _load_model("onnx", path=str(STREET_DETECTOR), **options)
         if name in MODEL_BACKENDS:
             return _load_model(name, **options)
     except TypeError as error:
