@@ -11,7 +11,7 @@ from edgewatch.config import CameraConfig
 from edgewatch.frame import Frame
 from edgewatch.models import make_detections
 
-LABELS = ["person", "car", "cat", "dog"]
+LABELS = ["person", "car", "cat", "dog", "dog1", "dog2"]
 BLANK = np.zeros((360, 640, 3), np.uint8)
 FPS = 25.0
 
