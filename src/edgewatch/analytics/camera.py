@@ -65,7 +65,7 @@ class CameraAnalytics:
         self.unique: Counter[str] = Counter()
         self.routes: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._object_events: dict[int, str] = {}  # object id → its event id
-        self._pending: dict[int, list[Crossing]] = {}  # crossings of objects not counted yet
+        self._pending: dict[int, list[Crossing]] = {}  # object key → crossings made before it was counted
         self._incident_events: dict[str, str] = {}  # rule name → the running incident's event id
         self._sized = False
         self._last_frame: Frame | None = None
@@ -81,13 +81,13 @@ class CameraAnalytics:
         events = []
         for item in tracking.started:
             events.append(self._object_started(item))
-            events += [self._count_crossing(crossing) for crossing in self._pending.pop(item.id, [])]
+            events += [self._count_crossing(crossing) for crossing in self._pending.pop(item.key, [])]
         for line in self.lines:
             for crossing in line.update(self.tracker.objects.values(), frame):
                 if crossing.item.counted:
                     events.append(self._count_crossing(crossing))
                 else:  # counted if its object ever is: a late confirmation loses no crossing
-                    self._pending.setdefault(crossing.item.id, []).append(crossing)
+                    self._pending.setdefault(crossing.item.key, []).append(crossing)
         counted = [item for item in self.tracker.objects.values() if item.counted]
         for zone in self.zones.values():
             events += [self._zone_event(change, frame) for change in zone.update(counted, frame)]
@@ -140,7 +140,7 @@ class CameraAnalytics:
         for line in self.lines:
             line.forget(ended)
         for item in ended:
-            self._pending.pop(item.id, None)
+            self._pending.pop(item.key, None)
         ended = [item for item in ended if item.counted]  # the others were never reported
         for zone in self.zones.values():
             events += [self._zone_event(change, frame) for change in zone.forget(ended)]

@@ -42,7 +42,7 @@ class LineCounter:
         self.config = config
         self.start, self.end = to_pixels(config.points, width, height)
         self.counts: dict[str, dict[str, int]] = defaultdict(lambda: {"in": 0, "out": 0})
-        self._sides: dict[int, tuple[int, np.ndarray]] = {}  # object id → (side, anchor where it was last sure)
+        self._sides: dict[int, tuple[int, np.ndarray]] = {}  # object key → (side, anchor where it was last sure)
         self._labels = None if config.labels is None else set(config.labels)
 
     def signed_distance(self, points: np.ndarray) -> np.ndarray:
@@ -63,8 +63,8 @@ class LineCounter:
             if abs(distance) <= self.config.margin:
                 continue  # on the line: not sure of the side yet
             side = 1 if distance > 0 else -1
-            previous = self._sides.get(item.id)
-            self._sides[item.id] = (side, point)
+            previous = self._sides.get(item.key)
+            self._sides[item.key] = (side, point)
             if previous is None or previous[0] == side or not self._passes_segment(previous[1], point):
                 continue
             crossings.append(Crossing(self.name, "in" if side > 0 else "out", item, frame.time, frame.wall_time))
@@ -76,7 +76,7 @@ class LineCounter:
 
     def forget(self, objects: Iterable[TrackedObject]) -> None:
         for item in objects:
-            self._sides.pop(item.id, None)
+            self._sides.pop(item.key, None)
 
     def _passes_segment(self, before: np.ndarray, after: np.ndarray) -> bool:
         """Whether the path before → after meets the segment (it does meet the line: sides differ)."""

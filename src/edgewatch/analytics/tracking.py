@@ -36,7 +36,9 @@ class TrackedObject:
     """One object from its first confirmed box to its last.
 
     Attributes:
-        id: the camera's object id (the `track_id` of JSON lines and events).
+        id: the camera's object id (the `track_id` of JSON lines and events): 1, 2, 3... in the order
+            objects are counted; -1 until then.
+        key: the tracker's own handle for it, from its first confirmed box.
         counted: confirmed and past its label's threshold; only counted objects are reported.
         entered / exited: the border side it came in by and left by, or 'inside'.
         best_score / best_frame / best_box: the frame to take its snapshot from.
@@ -60,6 +62,7 @@ class TrackedObject:
     exited: str | None = None
     counted: bool = False
     seen: bool = True  # has a box in the latest frame
+    key: int = 0
 
     @property
     def centre(self) -> np.ndarray:
@@ -117,10 +120,11 @@ class ObjectTracker:
         self.config = config
         self.filter = detection_filter
         self.fps = fps or 25.0
-        self.objects: dict[int, TrackedObject] = {}  # not gone yet
+        self.objects: dict[int, TrackedObject] = {}  # key → object, for objects not gone yet
         self._trackers: dict[str, ByteTrackTracker] = {}
         self._tracks: dict[tuple[str, int], TrackedObject] = {}  # (label, ByteTrack id) → object
-        self._next_id = 1
+        self._next_id = 1  # public ids, given when an object is counted
+        self._next_key = 1
         self._last_time: float | None = None
         self._previous_time = -np.inf  # of the frame before this one
         self._leaving: set[int] = set()  # objects lost at the border they were heading for: not to be continued
@@ -151,14 +155,15 @@ class ObjectTracker:
             else:
                 item.observe(box, score, frame)
             if not item.counted and self._believed(item):
-                item.counted = True
+                item.counted, item.id = True, self._next_id
+                self._next_id += 1
                 item.entered = border_side(item.first_box, frame.width, frame.height, item.came_from())
                 started.append(item)
             if item.counted:
                 object_ids[index] = item.id
         tracked.tracker_id = object_ids
         self._leaving = {
-            item.id
+            item.key
             for item in self.objects.values()
             if not item.seen and border_side(item.box, frame.width, frame.height, item.heading()) != INSIDE
         }
@@ -215,7 +220,7 @@ class ObjectTracker:
         """The object this confirmed track belongs to: its own, or a lost one it continues."""
         key = (label, track_id)
         item = self._tracks.get(key)
-        if item is not None and item.id in self.objects:
+        if item is not None and item.key in self.objects:
             return item if not item.seen else None
         item = self._lost_object_near(label, box, frame.time)
         if item is not None:
@@ -230,7 +235,7 @@ class ObjectTracker:
         size = box[2:] - box[:2]
         best, best_distance = None, np.inf
         for item in self.objects.values():
-            if item.label != label or item.last_time >= self._previous_time or item.id in self._leaving:
+            if item.label != label or item.last_time >= self._previous_time or item.key in self._leaving:
                 continue
             item_size = item.box[2:] - item.box[:2]
             if np.any(size > 2.5 * item_size) or np.any(item_size > 2.5 * size):
@@ -242,7 +247,7 @@ class ObjectTracker:
 
     def _new_object(self, label: str, class_id: int, box: np.ndarray, score: float, frame: Frame) -> TrackedObject:
         item = TrackedObject(
-            id=self._next_id,
+            id=-1,
             label=label,
             class_id=class_id,
             first_box=box,
@@ -256,17 +261,18 @@ class ObjectTracker:
             best_box=box,
         )
         item.scores.append(score)
-        self._next_id += 1
-        self.objects[item.id] = item
+        item.key = self._next_key
+        self._next_key += 1
+        self.objects[item.key] = item
         return item
 
     def _retire(self, frame: Frame | None, gone) -> list[TrackedObject]:
         ended = [item for item in self.objects.values() if gone(item)]
         for item in ended:
-            del self.objects[item.id]
+            del self.objects[item.key]
             if frame is not None:
                 item.exited = border_side(item.box, frame.width, frame.height, item.heading())
-        self._tracks = {key: item for key, item in self._tracks.items() if item.id in self.objects}
+        self._tracks = {key: item for key, item in self._tracks.items() if item.key in self.objects}
         return ended
 
 
