@@ -5,6 +5,7 @@ from __future__ import annotations
 import time as clock
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import supervision as sv
@@ -122,18 +123,7 @@ class CameraAnalytics:
     def _object_started(self, item: TrackedObject) -> dict[str, Any]:
         self.unique[item.label] += 1
         self._object_events[item.id] = event_id()
-        return make_event(
-            "object",
-            self.camera,
-            item.first_time,
-            item.first_wall,
-            phase="start",
-            label=item.label,
-            track_id=item.id,
-            entered=item.entered,
-            score=round(item.best_score, 4),
-            id=self._object_events[item.id],
-        )
+        return self._object_event(item, "start", item.first_time, item.first_wall)
 
     def _ended(self, ended: list[TrackedObject], frame: Frame) -> list[dict[str, Any]]:
         events = []
@@ -148,24 +138,28 @@ class CameraAnalytics:
             if item.exited is not None:
                 self.routes[item.label][f"{item.entered}>{item.exited}"] += 1
             events.append(
-                make_event(
-                    "object",
-                    self.camera,
+                self._object_event(
+                    item,
+                    "end",
                     item.last_time,
                     item.last_wall,
-                    phase="end",
-                    label=item.label,
-                    track_id=item.id,
-                    entered=item.entered,
                     exited=item.exited,
                     dwell=round(item.dwell, 3),
-                    score=round(item.best_score, 4),
                     best_frame=item.best_frame,
                     best_box=[round(float(v), 2) for v in item.best_box],
-                    id=self._object_events.pop(item.id, event_id()),
                 )
             )
+            self._object_events.pop(item.id, None)
         return events
+
+    def _object_event(
+        self, item: TrackedObject, phase: str, time: float, wall_time: datetime, **extra: Any
+    ) -> dict[str, Any]:
+        return make_event(
+            "object", self.camera, time, wall_time, phase=phase, label=item.label, track_id=item.id,
+            entered=item.entered, **extra, score=round(item.best_score, 4),
+            id=self._object_events.get(item.id) or event_id(),
+        )  # fmt: skip
 
     def _count_crossing(self, crossing: Crossing) -> dict[str, Any]:
         self._line_by_name[crossing.line].record(crossing)
