@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages the tests drive for real: ffmpeg (streams, --pipe readers), xvfb (a display for --show)
-APT_PACKAGES := ffmpeg xvfb
+# Debian packages the tests drive for real: ffmpeg (streams, --pipe readers), xvfb (a display for --show),
+# mosquitto (a real MQTT broker to restart mid-run)
+APT_PACKAGES := ffmpeg xvfb mosquitto
 
 .PHONY: demo test lint system-packages clean
 

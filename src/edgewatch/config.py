@@ -146,6 +146,35 @@ class StateConfig(StrictModel):
     min_score: float = Field(0.5, ge=0, le=1, description="classifications scoring below do not count")
 
 
+EVENT_TYPES = ("object", "line_crossing", "zone", "incident", "state")
+
+
+class RecordConfig(StrictModel):
+    """Clips and snapshots of what mattered: the seconds before an event (kept encoded in memory)
+    and after it."""
+
+    pre_seconds: float = Field(5.0, ge=0, le=60, description="seconds kept before the event")
+    post_seconds: float = Field(5.0, ge=0, le=300, description="seconds recorded after the event ends")
+    events: list[typing.Literal[EVENT_TYPES]] = Field(
+        default_factory=lambda: ["incident"], description="event types that start a clip"
+    )
+    snapshots: bool = Field(True, description="also save a JPEG of the best frame, with and without boxes")
+
+
+class CaptureConfig(StrictModel):
+    """Retraining capture: frames worth labelling, saved raw with the model's predictions."""
+
+    interval: float = Field(10.0, gt=0, description="seconds between two saved frames at least")
+    min_score: float | None = Field(None, ge=0, le=1, description="save only frames with a box scoring in "
+                                    "[min_score, max_score] (uncertain ones); omit for any box")  # fmt: skip
+    max_score: float | None = Field(None, ge=0, le=1, description="upper end of that band")
+    size: typing.Literal["full", "model"] = Field("full", description="keep the frame whole, or resized to the "
+                                                  "model input")  # fmt: skip
+    formats: list[typing.Literal["sagemaker", "yolo", "coco"]] = Field(
+        default_factory=lambda: ["sagemaker", "yolo", "coco"], description="annotation formats written"
+    )
+
+
 class CameraConfig(StrictModel):
     """One input and how to process it."""
 
@@ -175,6 +204,8 @@ class CameraConfig(StrictModel):
     rules: list[RuleConfig] = Field(default_factory=list)
     state: StateConfig | None = Field(None, description="classifier models: turn the label into a state")
     stats_interval: float = Field(10.0, gt=0, description="seconds of video between two stats messages")
+    record: RecordConfig | None = Field(None, description="save clips and snapshots of events (storage.path)")
+    capture: CaptureConfig | None = Field(None, description="save frames for retraining (storage.path)")
 
     @model_validator(mode="before")
     @classmethod
@@ -199,11 +230,61 @@ class CameraConfig(StrictModel):
         return self
 
 
+class MqttConfig(StrictModel):
+    """Where stats and events are published (docs/mqtt.md)."""
+
+    host: str = Field("embedded", description="broker host, or 'embedded' to start one in-process on 127.0.0.1")
+    port: int = Field(1883, ge=1, le=65535)
+    prefix: str = Field("edgewatch", pattern=r"^[^#+]+$", description="first level of every topic")
+    client_id: str | None = Field(None, description="omit for edgewatch-<hostname>")
+    username: str | None = None
+    password: str | None = None
+    tls: bool = Field(False, description="connect with TLS (port 8883 usually)")
+    ca: str | None = Field(None, description="CA certificate file for TLS; omit for the system's")
+    cert: str | None = Field(None, description="client certificate file for TLS")
+    key: str | None = Field(None, description="client key file for TLS")
+    keepalive: int = Field(60, ge=5, description="seconds")
+    discovery: bool = Field(False, description="publish Home Assistant MQTT discovery configs")
+    discovery_prefix: str = Field("homeassistant", description="Home Assistant's discovery prefix")
+
+
+class S3Config(StrictModel):
+    """An S3-compatible bucket that receives media and event records, as well as the local folder."""
+
+    endpoint: str | None = Field(None, description="e.g. http://127.0.0.1:8333; omit for AWS")
+    bucket: str
+    prefix: str = Field("", description="objects go to <prefix><camera>/<YYYY-MM-DD>/<event id>.{json,jpg,mp4}")
+    region: str | None = None
+    access_key: str | None = Field(None, description="omit to use AWS_ACCESS_KEY_ID and friends")
+    secret_key: str | None = None
+
+
+class StorageConfig(StrictModel):
+    """The local folder for media, event records, the event store and the outgoing queues."""
+
+    path: str = Field("./edgewatch-data", description="folder; created when missing")
+    max_days: float | None = Field(None, gt=0, description="delete media older than this")
+    max_gb: float | None = Field(None, gt=0, description="delete the oldest media beyond this total size")
+    s3: S3Config | None = None
+
+
+class WebhookConfig(StrictModel):
+    """An HTTP endpoint that receives each event as a JSON POST."""
+
+    url: str = Field(pattern=r"^https?://")
+    timeout: float = Field(5.0, gt=0, description="seconds per attempt")
+    retries: int = Field(3, ge=0, description="attempts after the first, with backoff")
+    events: list[typing.Literal[EVENT_TYPES]] | None = Field(None, description="event types sent; omit for all")
+
+
 class Config(StrictModel):
     """The whole file."""
 
     cameras: dict[CameraName, CameraConfig] = Field(min_length=1)
     detectors: dict[str, DetectorConfig] = Field(default_factory=dict)
+    mqtt: MqttConfig | None = Field(None, description="publish stats and events over MQTT")
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _detectors_exist(self) -> Config:
