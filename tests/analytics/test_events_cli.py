@@ -40,7 +40,9 @@ def test_events_file_has_crossings_objects_zones_and_incidents_in_the_contract_s
         assert event["camera"] == "street" and event["wall_time"].endswith("Z") and "time" in event
 
     crossings = [event for event in events if event["type"] == "line_crossing"]
-    assert set(crossings[0]) == {"type", "camera", "line", "direction", "label", "track_id", "time", "wall_time"}
+    keys = {"type", "camera", "line", "direction", "label", "track_id", "time", "wall_time", "id", "message_id"}
+    assert set(crossings[0]) == keys
+    assert len({event["message_id"] for event in events}) == len(events)
     truth = Counter(
         (label, direction)
         for frame, _, label, direction in StreetScene(seed=SEED, seconds=30).crossings((320, 0), (320, 360))

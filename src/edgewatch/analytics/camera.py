@@ -68,6 +68,7 @@ class CameraAnalytics:
         self._object_events: dict[int, str] = {}  # object id → its event id
         self._pending: dict[int, list[Crossing]] = {}  # object key → crossings made before it was counted
         self._incident_events: dict[str, str] = {}  # rule name → the running incident's event id
+        self._visit_events: dict[tuple[str, int], str] = {}  # (zone, object key) → the visit's event id
         self._sized = False
         self._last_frame: Frame | None = None
         self._next_stats = config.stats_interval
@@ -180,7 +181,13 @@ class CameraAnalytics:
         fields: dict[str, Any] = {"zone": change.zone, "label": item.label, "track_id": item.id}
         if change.dwell is not None:
             fields["dwell"] = round(change.dwell, 3)
-        return make_event("zone", self.camera, change.time, change.wall_time, phase=change.phase, **fields)
+        visit = (change.zone, item.key)
+        if change.phase == "enter":
+            self._visit_events[visit] = event_id()
+        identifier = self._visit_events.pop(visit, None) if change.phase == "exit" else self._visit_events[visit]
+        return make_event(
+            "zone", self.camera, change.time, change.wall_time, phase=change.phase, **fields, id=identifier
+        )
 
     def _rule_events(self, counted: list[TrackedObject], frame: Frame) -> list[dict[str, Any]]:
         events = []
