@@ -17,6 +17,9 @@ from edgewatch.errors import EdgewatchError
 from edgewatch.models import Detector, load_detector
 from edgewatch.pipeline import Pipeline, PipelineStats, Sink
 from edgewatch.sinks import EventLogWriter, JsonLinesWriter, RawVideoPipe, WindowDisplay, open_media_writer
+from edgewatch.sinks.broker import EmbeddedBroker
+from edgewatch.sinks.mqtt import MqttPublisher
+from edgewatch.sinks.outbox import Outbox
 from edgewatch.sources import Source, open_source
 from edgewatch.sources.frames import FrameSelection
 
@@ -61,6 +64,21 @@ def camera_detector(config: Config, camera: CameraConfig) -> Detector:
     if named is not None:
         return load_detector(named.type, **named.options())
     return load_detector(camera.detector)
+
+
+def _start_mqtt(config: Config, resources: ExitStack) -> MqttPublisher:
+    """The publisher, and the embedded broker first when asked for; both closed by `resources`."""
+    mqtt = config.mqtt
+    assert mqtt is not None
+    host, port = mqtt.host, mqtt.port
+    if host == "embedded":
+        broker = resources.enter_context(EmbeddedBroker("127.0.0.1", port))
+        host, port = broker.host, broker.port
+    outbox = Outbox(Path(config.storage.path) / "mqtt-outbox.sqlite")
+    rules = {name: [rule.name for rule in camera.rules] for name, camera in config.cameras.items()}
+    publisher = MqttPublisher(mqtt, outbox, rules, host=host, port=port).start()
+    resources.callback(publisher.close)
+    return publisher
 
 
 def camera_analytics(name: str, camera: CameraConfig, source: Source, detector: Detector) -> CameraAnalytics | None:
@@ -121,6 +139,8 @@ def run_config(config: Config, outputs: Outputs) -> RunResult:
             shared.append(resources.enter_context(contextlib.closing(JsonLinesWriter(outputs.json))))
         if outputs.events is not None:
             shared.append(resources.enter_context(contextlib.closing(EventLogWriter(outputs.events))))
+        if config.mqtt is not None:
+            shared.append(_start_mqtt(config, resources))
         if display is not None:
             resources.callback(display.close)
             shared.append(display)

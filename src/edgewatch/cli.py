@@ -14,7 +14,7 @@ import cv2
 
 from edgewatch import __version__
 from edgewatch.app import Outputs, run_config
-from edgewatch.config import CameraConfig, Config, LineConfig, load_config
+from edgewatch.config import CameraConfig, Config, LineConfig, MqttConfig, load_config
 from edgewatch.errors import EdgewatchError
 from edgewatch.models import BUILTIN_DETECTORS
 from edgewatch.sources import sample_video
@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--loop", action="store_true", help="replay a file when it ends")
     run.add_argument("--open-timeout", type=float, help="seconds a stream may take to open (default 10)")
     _add_outputs(run)
+    run.add_argument("--mqtt", help="publish stats and events: HOST[:PORT] of a broker, or 'embedded' (docs/mqtt.md)")
     run.add_argument("--pipe", action="store_true", help="write annotated frames as raw bgr24 to stdout")
     run.add_argument("--show", action="store_true", help="show annotated frames in a window (Esc quits)")
 
@@ -158,12 +159,25 @@ def _config_from_flags(args: argparse.Namespace) -> Config:
         ) from None
 
 
+def _mqtt_flag(value: str, configured: MqttConfig | None) -> MqttConfig:
+    """`--mqtt embedded`, `--mqtt HOST` or `--mqtt HOST:PORT`, over the config's other mqtt settings."""
+    host, _, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "")
+    if not port.isdigit() and port:
+        raise EdgewatchError(f"bad --mqtt {value}: the port must be a number", "use HOST, HOST:PORT or embedded")
+    changes: dict[str, object] = {"host": host or value}
+    if port:
+        changes["port"] = int(port)
+    return (configured or MqttConfig()).model_copy(update=changes)
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.config is not None and args.source is not None:
         raise EdgewatchError("give a config file or --source, not both", "put the source in the config")
     if args.config is None and args.source is None:
         raise EdgewatchError("nothing to run", "name a config file, or a --source")
     config = load_config(args.config) if args.config is not None else _config_from_flags(args)
+    if args.mqtt is not None:
+        config = config.model_copy(update={"mqtt": _mqtt_flag(args.mqtt, config.mqtt)})
     outputs = Outputs(
         video=args.out,
         json=args.json,

@@ -1,0 +1,208 @@
+"""MQTT against a real Mosquitto (restarted, refused, down) and the embedded broker: every event
+arrives, in order, whatever the broker does."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+import time
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from brokers import Mosquitto, free_port
+from edgewatch.analytics.events import make_event
+from edgewatch.config import MqttConfig
+from edgewatch.sinks.broker import EmbeddedBroker
+from edgewatch.sinks.mqtt import MqttPublisher
+from edgewatch.sinks.outbox import Outbox
+from media import edgewatch_command
+
+
+class Subscriber:
+    """A persistent-session client (its QoS 1 messages wait in the broker while it restarts)."""
+
+    def __init__(self, port: int, topic: str = "#") -> None:
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-{port}", clean_session=False)
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda client, *_: client.subscribe(topic, qos=1)
+        self.client.reconnect_delay_set(1, 1)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, _client, _userdata, message) -> None:
+        with self._lock:
+            self.messages.append((message.topic, message.payload, message.retain))
+
+    def events(self) -> list[dict]:
+        with self._lock:
+            return [json.loads(payload) for topic, payload, _ in self.messages if topic.endswith("/events")]
+
+    def latest(self, topic: str) -> bytes | None:
+        with self._lock:
+            found = [payload for name, payload, _ in self.messages if name == topic]
+        return found[-1] if found else None
+
+    def wait_for(self, condition, timeout: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            time.sleep(0.1)
+        return condition()
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    broker = Mosquitto(tmp_path).start()
+    yield broker
+    broker.stop()
+
+
+def crossing(index: int) -> dict:
+    return make_event("line_crossing", "street", index / 10, datetime.now(UTC), line="gate", direction="in",
+                      label="car", track_id=index)  # fmt: skip
+
+
+SCENE = """
+cameras:
+  street:
+    source: synthetic:street?seed=2&seconds=12
+    realtime: true
+    stats_interval: 2
+    lines:
+      middle: {points: [[0.5, 0.0], [0.5, 1.0]]}
+    rules:
+      - name: busy
+        count_above: 1
+        end_after: 0.5
+"""
+
+
+def test_a_run_delivers_every_event_in_order_through_two_broker_restarts(mosquitto, tmp_path):
+    (tmp_path / "street.yaml").write_text(SCENE)
+    subscriber = Subscriber(mosquitto.port, "edgewatch/#")
+    run = subprocess.Popen(
+        edgewatch_command("run", "street.yaml", "--mqtt", f"127.0.0.1:{mosquitto.port}", "--events", "events.jsonl",
+                          "--quiet"),
+        cwd=tmp_path, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    time.sleep(4)
+    mosquitto.restart(down_for=1.0)
+    time.sleep(3)
+    mosquitto.restart(down_for=1.0)
+    assert run.wait(60) == 0, run.stderr.read().decode()
+    written = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert sum(event["type"] == "incident" for event in written) >= 2
+    expected = [event["message_id"] for event in written]
+    subscriber.wait_for(lambda: set(expected) <= {event["message_id"] for event in subscriber.events()})
+    received = [event["message_id"] for event in subscriber.events()]
+    subscriber.close()
+    assert set(received) == set(expected), f"{len(set(expected) - set(received))} events lost"
+    assert list(dict.fromkeys(received)) == expected  # first copies in the order they happened
+    duplicates = len(received) - len(set(received))
+    print(f"{len(expected)} events, {duplicates} duplicates")  # at least once: a copy is allowed, not a loss
+
+
+def test_events_wait_for_a_broker_that_is_down_at_the_start(tmp_path):
+    broker = Mosquitto(tmp_path).start()
+    subscriber = Subscriber(broker.port, "edgewatch/street/events")  # its session outlives the broker's stop
+    assert subscriber.wait_for(lambda: subscriber.client.is_connected())
+    time.sleep(0.3)
+    broker.stop()
+    publisher = MqttPublisher(MqttConfig(host="127.0.0.1", port=broker.port), Outbox(tmp_path / "outbox.sqlite"))
+    publisher.start()
+    sent = [crossing(index) for index in range(20)]
+    for event in sent:
+        publisher.event(event)
+    time.sleep(1)
+    assert publisher.pending() == 20
+    broker.start()
+    try:
+        assert subscriber.wait_for(lambda: len(subscriber.events()) == 20)
+        assert [event["message_id"] for event in subscriber.events()] == [event["message_id"] for event in sent]
+        assert publisher.pending() == 0
+    finally:
+        publisher.close()
+        subscriber.close()
+        broker.stop()
+
+
+def test_events_queued_by_a_killed_run_are_delivered_by_the_next(tmp_path):
+    broker = Mosquitto(tmp_path)  # down during the first run
+    (tmp_path / "street.yaml").write_text(SCENE)
+    first = subprocess.Popen(
+        edgewatch_command("run", "street.yaml", "--mqtt", f"127.0.0.1:{broker.port}", "--events", "events.jsonl",
+                          "--quiet"),
+        cwd=tmp_path, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(9)
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    queued = [json.loads(line)["message_id"] for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert queued, "the first run raised no event before it was killed"
+    broker.start()
+    subscriber = Subscriber(broker.port, "edgewatch/#")
+    try:
+        second = subprocess.run(
+            edgewatch_command("run", "--source", "synthetic:street?seed=5&seconds=1", "--mqtt",
+                              f"127.0.0.1:{broker.port}", "--quiet"),
+            cwd=tmp_path, capture_output=True, timeout=60,
+        )  # fmt: skip
+        assert second.returncode == 0, second.stderr.decode()
+        assert subscriber.wait_for(lambda: set(queued) <= {e["message_id"] for e in subscriber.events()})
+    finally:
+        subscriber.close()
+        broker.stop()
+
+
+def test_wrong_credentials_give_a_clear_error_and_the_run_goes_on(tmp_path):
+    broker = Mosquitto(tmp_path, passwords={"edge": "right"}).start()
+    (tmp_path / "street.yaml").write_text(
+        SCENE.replace("realtime: true", "realtime: false")
+        + f"mqtt: {{host: 127.0.0.1, port: {broker.port}, username: edge, password: wrong}}\n"
+    )
+    try:
+        done = subprocess.run(
+            edgewatch_command("run", "street.yaml", "--events", "events.jsonl", "--quiet"),
+            cwd=tmp_path, capture_output=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        broker.stop()
+    assert done.returncode == 0
+    errors = done.stderr.decode()
+    assert "refused the connection" in errors and "password" in errors
+    written = (tmp_path / "events.jsonl").read_text().splitlines()
+    assert written, "events still reach the other outputs"
+    assert len(Outbox(tmp_path / "edgewatch-data" / "mqtt-outbox.sqlite")) == len(written)  # kept for later
+
+
+def test_the_embedded_broker_carries_availability_retained_stats_and_counts(tmp_path):
+    with EmbeddedBroker(port=free_port()) as broker:
+        config = MqttConfig(host="127.0.0.1", port=broker.port, discovery=True)
+        publisher = MqttPublisher(config, Outbox(tmp_path / "outbox.sqlite"), rules={"street": ["busy"]}).start()
+        publisher.stats({"camera": "street", "time": 2.0, "unique": {"car": 3}, "current": {"car": 1}})
+        publisher.event(make_event("incident", "street", 1.0, datetime.now(UTC), phase="start", rule="busy",
+                                   labels=["car"], track_ids=[1, 2], since=1.0))  # fmt: skip
+        subscriber = Subscriber(broker.port)
+        try:
+            assert subscriber.wait_for(lambda: subscriber.latest("edgewatch/street/car/count") == b"3")
+            assert subscriber.latest("edgewatch/availability") == b"online"
+            assert json.loads(subscriber.latest("edgewatch/street/stats"))["unique"] == {"car": 3}
+            assert subscriber.latest("edgewatch/street/incidents/busy") == b"ON"
+            sensor = json.loads(subscriber.latest("homeassistant/sensor/edgewatch_street_car_count/config"))
+            assert sensor["state_topic"] == "edgewatch/street/car/count"
+            assert subscriber.latest("homeassistant/binary_sensor/edgewatch_street_busy/config") is not None
+            publisher.close()
+            assert subscriber.wait_for(lambda: subscriber.latest("edgewatch/availability") == b"offline")
+        finally:
+            subscriber.close()
