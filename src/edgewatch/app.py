@@ -20,6 +20,7 @@ from edgewatch.sinks import EventLogWriter, JsonLinesWriter, RawVideoPipe, Windo
 from edgewatch.sinks.broker import EmbeddedBroker
 from edgewatch.sinks.mqtt import MqttPublisher
 from edgewatch.sinks.outbox import Outbox
+from edgewatch.sinks.webhook import WebhookSender
 from edgewatch.sources import Source, open_source
 from edgewatch.sources.frames import FrameSelection
 
@@ -141,6 +142,10 @@ def run_config(config: Config, outputs: Outputs) -> RunResult:
             shared.append(resources.enter_context(contextlib.closing(EventLogWriter(outputs.events))))
         if config.mqtt is not None:
             shared.append(_start_mqtt(config, resources))
+        for hook in config.webhooks:
+            sender = WebhookSender(hook)
+            resources.callback(sender.close)
+            shared.append(sender)
         if display is not None:
             resources.callback(display.close)
             shared.append(display)
