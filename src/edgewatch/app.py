@@ -20,6 +20,7 @@ from edgewatch.sinks import EventLogWriter, JsonLinesWriter, RawVideoPipe, Windo
 from edgewatch.sinks.broker import EmbeddedBroker
 from edgewatch.sinks.mqtt import MqttPublisher
 from edgewatch.sinks.outbox import Outbox
+from edgewatch.sinks.store import EventStore
 from edgewatch.sinks.webhook import WebhookSender
 from edgewatch.sources import Source, open_source
 from edgewatch.sources.frames import FrameSelection
@@ -39,6 +40,7 @@ class Outputs:
         video: annotated video or image path (`--out`); with several cameras each gets `<stem>-<camera>`.
         json: per-frame JSON lines (`--json`), shared by all cameras.
         events: event JSON lines (`--events`), shared by all cameras.
+        store: keep events and per-minute counts in `<storage.path>/events.sqlite` (config-file runs).
         pipe: raw bgr24 frames on stdout (`--pipe`, one camera only).
         show: a local window per camera (`--show`).
         progress: a progress bar on stderr for files.
@@ -48,6 +50,7 @@ class Outputs:
     video: str | Path | None = None
     json: Path | None = None
     events: Path | None = None
+    store: bool = False
     pipe: bool = False
     show: bool = False
     progress: bool = True
@@ -142,6 +145,10 @@ def run_config(config: Config, outputs: Outputs) -> RunResult:
             shared.append(resources.enter_context(contextlib.closing(EventLogWriter(outputs.events))))
         if config.mqtt is not None:
             shared.append(_start_mqtt(config, resources))
+        if outputs.store:
+            store = EventStore(Path(config.storage.path) / "events.sqlite")
+            resources.callback(store.close)
+            shared.append(store)
         for hook in config.webhooks:
             sender = WebhookSender(hook)
             resources.callback(sender.close)

@@ -182,6 +182,7 @@ def _run(args: argparse.Namespace) -> int:
         video=args.out,
         json=args.json,
         events=args.events,
+        store=args.config is not None,  # a --source run leaves no ./edgewatch-data behind
         pipe=args.pipe,
         show=args.show,
         progress=not args.quiet,
