@@ -20,6 +20,7 @@ from edgewatch.sinks import EventLogWriter, JsonLinesWriter, RawVideoPipe, Windo
 from edgewatch.sinks.broker import EmbeddedBroker
 from edgewatch.sinks.mqtt import MqttPublisher
 from edgewatch.sinks.outbox import Outbox
+from edgewatch.sinks.recorder import Recorder
 from edgewatch.sinks.store import EventStore
 from edgewatch.sinks.webhook import WebhookSender
 from edgewatch.sources import Source, open_source
@@ -177,6 +178,9 @@ def run_config(config: Config, outputs: Outputs) -> RunResult:
                 sinks.append(resources.enter_context(contextlib.closing(writer)))
             if outputs.pipe:
                 sinks.append(resources.enter_context(contextlib.closing(RawVideoPipe())))
+            if camera.record is not None and not source.info.stills:
+                recorder = Recorder(name, camera.record, config.storage, selection.output_fps(source.info.fps))
+                sinks.append(resources.enter_context(contextlib.closing(recorder)))
             pipelines.append(
                 Pipeline(
                     source,
