@@ -66,6 +66,9 @@ class DetectorConfig(StrictModel):
         return options
 
 
+# the default detector of each synthetic scene: the project's trained models, and motion for pets (no
+# pets model is trained yet)
+SYNTHETIC_DETECTORS = {"street": "street", "door": "door", "pets": "motion"}
 PREPROCESS_KEYS = ("input_size", "letterbox", "rgb", "scale", "mean", "std")
 
 
@@ -211,8 +214,8 @@ class CameraConfig(StrictModel):
     @classmethod
     def _default_detector(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("detector") is None:
-            synthetic = str(data.get("source", "")).startswith("synthetic:")
-            data = {**data, "detector": "street" if synthetic else "hog"}
+            scene = str(data.get("source", "")).removeprefix("synthetic:").partition("?")[0]
+            data = {**data, "detector": SYNTHETIC_DETECTORS.get(scene, "hog")}
         return data
 
     @model_validator(mode="after")

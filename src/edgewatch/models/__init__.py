@@ -9,12 +9,22 @@ from edgewatch.errors import EdgewatchError
 from edgewatch.models.base import Detector, make_detections
 from edgewatch.models.builtin import HAAR_CASCADES, HaarDetector, HogPeopleDetector, MotionDetector
 
-BUILTIN_DETECTORS = ("hog", *HAAR_CASCADES, "motion", "street")
+BUILTIN_DETECTORS = ("hog", *HAAR_CASCADES, "motion", "street", "door")
 MODEL_BACKENDS = ("onnx", "openvino")
 #: the project's own person / car detector, trained on synthetic street scenes (tools/build_street_model.py)
 STREET_DETECTOR = Path(__file__).resolve().parent.parent / "assets" / "street-detector.onnx"
+#: the project's own open / closed door classifier, trained on synthetic door scenes (tools/build_door_model.py)
+DOOR_CLASSIFIER = Path(__file__).resolve().parent.parent / "assets" / "door-classifier.onnx"
 
-__all__ = ["BUILTIN_DETECTORS", "MODEL_BACKENDS", "STREET_DETECTOR", "Detector", "load_detector", "make_detections"]
+__all__ = [
+    "BUILTIN_DETECTORS",
+    "DOOR_CLASSIFIER",
+    "MODEL_BACKENDS",
+    "STREET_DETECTOR",
+    "Detector",
+    "load_detector",
+    "make_detections",
+]
 
 
 def load_detector(name: str, **options: Any) -> Detector:
@@ -22,9 +32,10 @@ def load_detector(name: str, **options: Any) -> Detector:
 
     Args:
         name: a built-in detector: `hog`, `haar:face`, `haar:catface`, `haar:fullbody`, `haar:plate`,
-            `motion`, or `street` (the project's person / car model for synthetic street scenes); or a model runtime, `onnx` or `openvino`, with `path=` and the options of
-            `ModelDetector` (format, labels, preprocess, nms_iou, max_detections, softmax; `device`
-            for openvino).
+            `motion`, `street` (the project's person / car model for synthetic street scenes), or `door`
+            (its open / closed classifier for synthetic door scenes); or a model runtime, `onnx` or
+            `openvino`, with `path=` and the options of `ModelDetector` (format, labels, preprocess,
+            nms_iou, max_detections, softmax; `device` for openvino).
         **options: the detector's own settings, e.g. `min_area` for `motion`.
 
     Raises:
@@ -44,6 +55,8 @@ def load_detector(name: str, **options: Any) -> Detector:
             return MotionDetector(**options)
         if name == "street":
             return _load_model("onnx", path=str(STREET_DETECTOR), **options)
+        if name == "door":
+            return _load_model("onnx", path=str(DOOR_CLASSIFIER), **options)
         if name in MODEL_BACKENDS:
             return _load_model(name, **options)
     except TypeError as error:

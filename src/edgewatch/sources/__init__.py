@@ -39,7 +39,8 @@ def open_source(spec: str | int | Path, *, open_timeout: float = 10.0) -> Source
     Args:
         spec: an image, a folder of images, a video file, a webcam index (`0`, or `CAM` for 0),
             an `rtsp://`, `http(s)://` or `udp://` URL, a GStreamer pipeline (contains `!`), or
-            `synthetic:street` (options as a query: `synthetic:street?seed=3&seconds=10`).
+            `synthetic:street`, `synthetic:pets` or `synthetic:door` (options as a query:
+            `synthetic:street?seed=3&seconds=10`).
         open_timeout: seconds a stream may take to open (and to deliver each frame).
 
     Raises:
@@ -81,12 +82,19 @@ def open_source(spec: str | int | Path, *, open_timeout: float = 10.0) -> Source
 def _synthetic(text: str) -> Source:
     from urllib.parse import parse_qsl
 
+    from edgewatch.sources.door import DoorScene
+    from edgewatch.sources.pets import PetsScene
     from edgewatch.sources.synthetic import StreetScene, SyntheticSource
 
+    scenes = {"street": StreetScene, "pets": PetsScene, "door": DoorScene}
     name, _, query = text.removeprefix("synthetic:").partition("?")
-    if name != "street":
-        raise EdgewatchError(f"unknown synthetic scene '{name}'", "use synthetic:street")
-    allowed = {"seed": int, "seconds": float, "width": int, "height": int, "fps": float, "cars": int, "people": int}
+    if name not in scenes:
+        raise EdgewatchError(
+            f"unknown synthetic scene '{name}'", "use synthetic:street, synthetic:pets or synthetic:door"
+        )
+    allowed = {"seed": int, "seconds": float}
+    if name == "street":  # the others are drawn for 640×360 at 25 fps
+        allowed |= {"width": int, "height": int, "fps": float, "cars": int, "people": int}
     options = {}
     for key, value in parse_qsl(query):
         if key not in allowed:
@@ -95,4 +103,8 @@ def _synthetic(text: str) -> Source:
             options[key] = allowed[key](value)
         except ValueError:
             raise EdgewatchError(f"synthetic scene option {key}={value} is not a number", "give a number") from None
-    return SyntheticSource(StreetScene(**options))
+        if key == "seconds" and not 0 < options[key] < float("inf"):
+            raise EdgewatchError(
+                f"synthetic scene option seconds={value} is not a length", "give seconds above 0, e.g. seconds=10"
+            )
+    return SyntheticSource(scenes[name](**options), name)

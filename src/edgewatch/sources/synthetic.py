@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -336,15 +337,36 @@ def _draw_person(image: np.ndarray, x: int, y: int, w: int, h: int, colour: tupl
         cv2.line(image, hip, (x + w // 2 + offset, y + h - 1), (60, 40, 30), max(2, w // 4))
 
 
-class SyntheticSource(Source):
-    """A `StreetScene` as a source (`--source synthetic:street`, optionally `synthetic:street?seed=3`):
-    a file-like input with a known frame count, whose ground truth stays available in `scene`."""
+class Scene(Protocol):
+    """What `SyntheticSource` needs of a scene (`StreetScene`, `PetsScene`, `DoorScene`): its clock,
+    its size and a picture for each frame."""
 
-    def __init__(self, scene: StreetScene) -> None:
+    seed: int
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def frame_count(self) -> int: ...
+
+    def render(self, frame: int) -> tuple[np.ndarray, Any]: ...
+
+
+class SyntheticSource(Source):
+    """A synthetic scene as a source (`--source synthetic:street`, optionally `synthetic:street?seed=3`;
+    also `synthetic:pets` and `synthetic:door`): a file-like input with a known frame count, whose
+    ground truth stays available in `scene`.
+
+    Args:
+        scene: the scene to play.
+        name: its name in `synthetic:<name>`, for the source's uri.
+    """
+
+    def __init__(self, scene: Scene, name: str = "street") -> None:
         self.scene = scene
         self._frame = 0
         self.info = SourceInfo(
-            uri=f"synthetic:street?seed={scene.seed}",
+            uri=f"synthetic:{name}?seed={scene.seed}",
             fps=scene.fps,
             width=scene.width,
             height=scene.height,
