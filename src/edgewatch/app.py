@@ -19,6 +19,7 @@ from edgewatch.pipeline import Pipeline, PipelineStats, Sink
 from edgewatch.sinks import EventLogWriter, JsonLinesWriter, RawVideoPipe, WindowDisplay, open_media_writer
 from edgewatch.sinks.broker import EmbeddedBroker
 from edgewatch.sinks.mqtt import MqttPublisher
+from edgewatch.sinks.objectstore import open_object_store
 from edgewatch.sinks.outbox import Outbox
 from edgewatch.sinks.recorder import Recorder
 from edgewatch.sinks.store import EventStore
@@ -150,6 +151,9 @@ def run_config(config: Config, outputs: Outputs) -> RunResult:
             store = EventStore(Path(config.storage.path) / "events.sqlite")
             resources.callback(store.close)
             shared.append(store)
+        uploads = open_object_store(config.storage)
+        if uploads is not None:
+            resources.callback(uploads.close)
         for hook in config.webhooks:
             sender = WebhookSender(hook)
             resources.callback(sender.close)
@@ -179,7 +183,10 @@ def run_config(config: Config, outputs: Outputs) -> RunResult:
             if outputs.pipe:
                 sinks.append(resources.enter_context(contextlib.closing(RawVideoPipe())))
             if camera.record is not None and not source.info.stills:
-                recorder = Recorder(name, camera.record, config.storage, selection.output_fps(source.info.fps))
+                recorder = Recorder(
+                    name, camera.record, config.storage, selection.output_fps(source.info.fps),
+                    on_saved=uploads.enqueue if uploads is not None else None,
+                )  # fmt: skip
                 sinks.append(resources.enter_context(contextlib.closing(recorder)))
             pipelines.append(
                 Pipeline(
