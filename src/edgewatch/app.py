@@ -13,6 +13,7 @@ from pathlib import Path
 
 from edgewatch.analytics.camera import CameraAnalytics
 from edgewatch.config import CameraConfig, Config
+from edgewatch.data.capture import RetrainingCapture
 from edgewatch.errors import EdgewatchError
 from edgewatch.models import Detector, load_detector
 from edgewatch.pipeline import Pipeline, PipelineStats, Sink
@@ -182,6 +183,11 @@ def run_config(config: Config, outputs: Outputs) -> RunResult:
                 sinks.append(resources.enter_context(contextlib.closing(writer)))
             if outputs.pipe:
                 sinks.append(resources.enter_context(contextlib.closing(RawVideoPipe())))
+            if camera.capture is not None:
+                preprocess = getattr(detector, "preprocess", None)  # model files know their input size
+                input_size = preprocess.input_size if preprocess is not None else None
+                capture = RetrainingCapture(name, camera.capture, config.storage, detector.labels, input_size)
+                sinks.append(resources.enter_context(contextlib.closing(capture)))
             if camera.record is not None and not source.info.stills:
                 recorder = Recorder(
                     name, camera.record, config.storage, selection.output_fps(source.info.fps),

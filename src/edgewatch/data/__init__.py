@@ -1,0 +1,1 @@
+"""The data loop: dataset formats, splitting, frame sampling, retraining capture."""
