@@ -14,7 +14,7 @@ import cv2
 
 from edgewatch import __version__
 from edgewatch.app import Outputs, run_config
-from edgewatch.config import CameraConfig, Config, LineConfig, MqttConfig, load_config
+from edgewatch.config import CameraConfig, Config, LineConfig, MqttConfig, StorageConfig, load_config
 from edgewatch.errors import EdgewatchError
 from edgewatch.models import BUILTIN_DETECTORS
 from edgewatch.sources import sample_video
@@ -241,13 +241,20 @@ def _demo(args: argparse.Namespace) -> int:
         detector="hog",
         lines={"middle": LineConfig(points=((0.5, 0.0), (0.5, 1.0)))},
     )
-    outputs = Outputs(video=video, json=lines, events=events, progress=not args.quiet, max_frames=args.max_frames)
-    result = run_config(Config(cameras={"demo": camera}), outputs)
+    outputs = Outputs(
+        video=video, json=lines, events=events, store=True, progress=not args.quiet, max_frames=args.max_frames
+    )
+    config = Config(
+        cameras={"demo": camera},
+        mqtt=MqttConfig(host="embedded", port=0),  # a free port: 1883 may be a real broker's
+        storage=StorageConfig(path=str(args.out_dir / "data")),
+    )
+    result = run_config(config, outputs)
     frames = sum(item.frames for item in result.stats)
     print(f"edgewatch demo: {frames} frames of bikes.mp4 with the HOG people detector")
     print(f"  annotated video: {video}")
     print(f"  JSON lines:      {lines}")
-    print(f"  events:          {events}")
+    print(f"  events:          {events} (also published over MQTT and kept in {args.out_dir / 'data'})")
     return result.exit_code
 
 

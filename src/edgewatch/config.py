@@ -237,7 +237,7 @@ class MqttConfig(StrictModel):
     """Where stats and events are published (docs/mqtt.md)."""
 
     host: str = Field("embedded", description="broker host, or 'embedded' to start one in-process on 127.0.0.1")
-    port: int = Field(1883, ge=1, le=65535)
+    port: int = Field(1883, ge=0, le=65535, description="0 with host: embedded picks a free port")
     prefix: str = Field("edgewatch", pattern=r"^[^#+]+$", description="first level of every topic")
     client_id: str | None = Field(None, description="omit for edgewatch-<hostname>")
     username: str | None = None
