@@ -25,6 +25,7 @@ from torch import nn
 
 from edgewatch.models.preprocess import Preprocess
 from edgewatch.sources.door import STATES, DoorScene
+from edgewatch.train.onnx_export import export_onnx
 
 log = logging.getLogger(__name__)
 
@@ -94,16 +95,4 @@ def train(steps: int = 600, batch: int = 32, seed: int = 0, learning_rate: float
 
 def export(net: DoorNet, path: Path) -> Path:
     """Write the ONNX model, with its class names in the metadata as Ultralytics does."""
-    import onnx
-
-    example = torch.zeros(1, 3, INPUT_SIZE[1], INPUT_SIZE[0])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(
-        net.eval(), (example,), str(path), input_names=["images"], output_names=["output0"], opset_version=17,
-        dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}}, dynamo=False,
-    )  # fmt: skip
-    model = onnx.load(str(path))
-    entry = model.metadata_props.add()
-    entry.key, entry.value = "names", str(dict(enumerate(STATES)))
-    onnx.save(model, str(path))
-    return path
+    return export_onnx(net, INPUT_SIZE, STATES, path)

@@ -23,6 +23,7 @@ from torch import nn
 
 from edgewatch.models.geometry import InputGeometry, prepare_input
 from edgewatch.sources.synthetic import LABELS, StreetScene
+from edgewatch.train.onnx_export import export_onnx
 
 log = logging.getLogger(__name__)
 
@@ -178,17 +179,4 @@ def train(steps: int = 3000, batch: int = 16, seed: int = 0, learning_rate: floa
 
 def export(net: StreetNet, path: Path) -> Path:
     """Write the ONNX model, with its class names in the metadata as Ultralytics does."""
-    import onnx
-
-    exported = ExportedStreetNet(net).eval()
-    example = torch.zeros(1, 3, INPUT_SIZE[1], INPUT_SIZE[0])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(
-        exported, (example,), str(path), input_names=["images"], output_names=["output0"], opset_version=17,
-        dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}}, dynamo=False,
-    )  # fmt: skip
-    model = onnx.load(str(path))
-    entry = model.metadata_props.add()
-    entry.key, entry.value = "names", str(dict(enumerate(LABELS)))
-    onnx.save(model, str(path))
-    return path
+    return export_onnx(ExportedStreetNet(net), INPUT_SIZE, LABELS, path)
