@@ -22,7 +22,7 @@ class Mosquitto:
     """`start()`, `stop()` (SIGTERM, as a restart does), `restart()`; messages for persistent sessions
     survive restarts, as they do on a real install."""
 
-    def __init__(self, folder: Path, passwords: dict[str, str] | None = None) -> None:
+    def __init__(self, folder: Path, passwords: dict[str, str] | None = None, tls: bool = False) -> None:
         self.port = free_port()
         self.folder = folder
         lines = [f"listener {self.port} 127.0.0.1", "persistence true", f"persistence_location {folder}/"]
@@ -36,6 +36,9 @@ class Mosquitto:
             lines += ["allow_anonymous false", f"password_file {password_file}"]
         else:
             lines.append("allow_anonymous true")
+        if tls:
+            self.ca = make_certificates(folder)
+            lines += [f"cafile {self.ca}", f"certfile {folder / 'server.pem'}", f"keyfile {folder / 'server.key'}"]
         self.config = folder / "mosquitto.conf"
         self.config.write_text("\n".join(lines) + "\n")
         self.process: subprocess.Popen | None = None
@@ -63,3 +66,19 @@ class Mosquitto:
         self.stop()
         time.sleep(down_for)
         self.start()
+
+
+def make_certificates(folder: Path) -> Path:
+    """A throw-away CA and a server certificate for 127.0.0.1 (openssl); returns the CA file."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=edgewatch test CA",
+            "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key",
+            "-out", "server.csr")  # fmt: skip
+    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "1", "-extfile", "san.cnf", "-out", "server.pem")  # fmt: skip
+    return folder / "ca.pem"

@@ -206,3 +206,24 @@ def test_the_embedded_broker_carries_availability_retained_stats_and_counts(tmp_
             assert subscriber.wait_for(lambda: subscriber.latest("edgewatch/availability") == b"offline")
         finally:
             subscriber.close()
+
+
+def test_tls_with_the_brokers_ca_delivers_and_without_it_is_refused(tmp_path):
+    broker = Mosquitto(tmp_path, tls=True).start()
+    try:
+        config = MqttConfig(host="127.0.0.1", port=broker.port, tls=True, ca=str(broker.ca))
+        publisher = MqttPublisher(config, Outbox(tmp_path / "good.sqlite")).start()
+        publisher.event(crossing(1))
+        deadline = time.monotonic() + 15
+        while publisher.pending() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert publisher.pending() == 0  # acknowledged over TLS
+        publisher.close()
+        untrusted = MqttPublisher(MqttConfig(host="127.0.0.1", port=broker.port, tls=True),
+                                  Outbox(tmp_path / "bad.sqlite")).start()  # fmt: skip
+        untrusted.event(crossing(2))
+        time.sleep(2)
+        assert untrusted.pending() == 1  # the system's CAs do not know the test CA: nothing sent
+        untrusted.close(flush_timeout=0)
+    finally:
+        broker.stop()

@@ -68,6 +68,7 @@ class MqttPublisher:
         self._lock = threading.Lock()
         self._refused: str | None = None
         self._ever_connected = False
+        self._unreachable_said = False
         self._unanswered: tuple[int, mqtt.MQTTMessageInfo] | None = None  # sent, connection lost before its ack
         self._client = self._make_client()
         self._sender = Stage("mqtt-sender", self._batches(), self._send, None, self._stop)
@@ -86,6 +87,7 @@ class MqttPublisher:
         client.will_set(self._topic("availability"), "offline", qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         return client
 
@@ -121,7 +123,16 @@ class MqttPublisher:
             self._publish_stats(stats)
         self._connected.set()
         self._ever_connected = True
+        self._unreachable_said = False
         self.outbox.arrived.set()
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        if not self._unreachable_said:  # once per outage: paho retries every few seconds
+            log.warning(
+                "cannot reach the MQTT broker %s:%d%s; events wait on disk and are sent once it answers",
+                self.host, self.port, " (TLS: is mqtt: ca the broker's CA?)" if self.config.tls else "",
+            )  # fmt: skip
+            self._unreachable_said = True
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if self._connected.is_set() and not self._stop.is_set():
