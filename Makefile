@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the tests drive for real: ffmpeg (streams, --pipe readers), xvfb (a display for --show),
-# mosquitto (a real MQTT broker to restart mid-run)
-APT_PACKAGES := ffmpeg xvfb mosquitto
+# mosquitto (a real MQTT broker to restart mid-run), chromium (the page's browser tests, via Playwright)
+APT_PACKAGES := ffmpeg xvfb mosquitto chromium chromium-driver
 
 .PHONY: demo test lint system-packages clean
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -27,6 +28,9 @@ from edgewatch.sinks.store import EventStore
 from edgewatch.sinks.webhook import WebhookSender
 from edgewatch.sources import Source, open_source
 from edgewatch.sources.frames import FrameSelection
+from edgewatch.web.app import create_app
+from edgewatch.web.hub import LiveHub
+from edgewatch.web.server import WebServer, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,20 @@ def camera_detector(config: Config, camera: CameraConfig) -> Detector:
     return load_detector(camera.detector)
 
 
+def _serve(config: Config, hub: LiveHub, store: EventStore | None) -> WebServer:
+    """The page's server; off loopback it refuses to start without a token."""
+    dashboard = config.dashboard
+    assert dashboard is not None
+    token = dashboard.token or os.environ.get("EDGEWATCH_TOKEN") or None
+    if token is None and not is_loopback(dashboard.host):
+        raise EdgewatchError(
+            f"serving on {dashboard.host} would let anyone on the network in",
+            "set dashboard: {token: ...} or EDGEWATCH_TOKEN, or serve on 127.0.0.1",
+        )
+    app = create_app(hub, store, Path(config.storage.path) / "media", token)
+    return WebServer(app, dashboard.host, dashboard.port).start()
+
+
 def _start_mqtt(config: Config, resources: ExitStack) -> MqttPublisher:
     """The publisher, and the embedded broker first when asked for; both closed by `resources`."""
     mqtt = config.mqtt
@@ -111,11 +129,13 @@ class _Shutdown:
 
     def __init__(self, pipelines: list[Pipeline]) -> None:
         self.exit_code = EXIT_OK
+        self.stopped = threading.Event()
         self._pipelines = pipelines
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum: int, _frame: object) -> None:
         self.exit_code = EXIT_INTERRUPTED if signum == signal.SIGINT else EXIT_TERMINATED
+        self.stopped.set()
         log.warning("stopping on %s", signal.Signals(signum).name)
         for pipeline in self._pipelines:
             pipeline.stop()
@@ -152,6 +172,10 @@ def run_config(config: Config, outputs: Outputs) -> RunResult:
             store = EventStore(Path(config.storage.path) / "events.sqlite")
             resources.callback(store.close)
             shared.append(store)
+        hub = None
+        if config.dashboard is not None:
+            hub = LiveHub()
+            shared.append(hub)
         uploads = open_object_store(config.storage)
         if uploads is not None:
             resources.callback(uploads.close)
@@ -207,6 +231,13 @@ def run_config(config: Config, outputs: Outputs) -> RunResult:
                     progress=outputs.progress,
                 )
             )
+        if hub is not None:
+            store = next((sink for sink in shared if isinstance(sink, EventStore)), None)
+            server = _serve(config, hub, store)
+            resources.callback(server.close)
+        if hub is not None:
+            for pipeline in pipelines:
+                hub.attach(pipeline.camera, pipeline)
         with _Shutdown(pipelines) as shutdown:
             for pipeline in pipelines:
                 pipeline.start()
@@ -219,6 +250,9 @@ def run_config(config: Config, outputs: Outputs) -> RunResult:
                 for pipeline in pipelines:
                     pipeline.join()
             stats = [pipeline.wait() for pipeline in pipelines]
+            if hub is not None and shutdown.exit_code == EXIT_OK:
+                log.warning("input ended; still serving %s until Ctrl-C", server.url)
+                shutdown.stopped.wait()
         for item in stats:
             log.info(
                 "%s: %d frames in %.1f s (%.1f fps, detector %.1f ms/frame, %d dropped, %d reconnects)",

@@ -13,8 +13,16 @@ from typing import NoReturn
 import cv2
 
 from edgewatch import __version__
-from edgewatch.app import Outputs, run_config
-from edgewatch.config import CameraConfig, Config, LineConfig, MqttConfig, StorageConfig, load_config
+from edgewatch.app import EXIT_INTERRUPTED, EXIT_OK, Outputs, run_config
+from edgewatch.config import (
+    CameraConfig,
+    Config,
+    DashboardConfig,
+    LineConfig,
+    MqttConfig,
+    StorageConfig,
+    load_config,
+)
 from edgewatch.errors import EdgewatchError
 from edgewatch.models import BUILTIN_DETECTORS
 from edgewatch.sources import sample_video
@@ -76,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--loop", action="store_true", help="replay a file when it ends")
     run.add_argument("--open-timeout", type=float, help="seconds a stream may take to open (default 10)")
     _add_outputs(run)
+    run.add_argument("--serve", metavar="[HOST:]PORT", help="serve the live page (default host 127.0.0.1)")
     run.add_argument("--mqtt", help="publish stats and events: HOST[:PORT] of a broker, or 'embedded' (docs/mqtt.md)")
     run.add_argument("--pipe", action="store_true", help="write annotated frames as raw bgr24 to stdout")
     run.add_argument("--show", action="store_true", help="show annotated frames in a window (Esc quits)")
@@ -101,9 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", type=Path, help="write the results as JSON")
     models.add_argument("--csv", type=Path, help="write the results as CSV")
 
-    demo = commands.add_parser("demo", help="find people in a real street video, with embedded defaults")
+    demo = commands.add_parser(
+        "demo", help="count people in a real street video, live on a page, with embedded defaults (Ctrl-C stops)"
+    )
     _add_outputs(demo, folder=True)
-    demo.add_argument("--max-frames", type=_positive_int, help="stop after N frames")
+    demo.add_argument("--max-frames", type=_positive_int, help="stop the video after N frames (default: loop)")
+    demo.add_argument("--port", type=int, default=8080, help="the page's port on 127.0.0.1 (default 8080; 0: any)")
 
     synth = commands.add_parser(
         "synth", help="write a synthetic scene as a video and its ground truth (street, pets, door)"
@@ -179,6 +191,17 @@ def _mqtt_flag(value: str, configured: MqttConfig | None) -> MqttConfig:
     return (configured or MqttConfig()).model_copy(update=changes)
 
 
+def _serve_flag(value: str, configured: DashboardConfig | None) -> DashboardConfig:
+    """`--serve PORT` or `--serve HOST:PORT`, over the config's other dashboard settings."""
+    host, _, port = value.rpartition(":")
+    if not port.isdigit():
+        raise EdgewatchError(f"bad --serve {value}: the port must be a number", "use PORT or HOST:PORT, e.g. 8080")
+    changes: dict[str, object] = {"port": int(port)}
+    if host:
+        changes["host"] = host
+    return (configured or DashboardConfig()).model_copy(update=changes)
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.config is not None and args.source is not None:
         raise EdgewatchError("give a config file or --source, not both", "put the source in the config")
@@ -187,11 +210,13 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config) if args.config is not None else _config_from_flags(args)
     if args.mqtt is not None:
         config = config.model_copy(update={"mqtt": _mqtt_flag(args.mqtt, config.mqtt)})
+    if args.serve is not None:
+        config = config.model_copy(update={"dashboard": _serve_flag(args.serve, config.dashboard)})
     outputs = Outputs(
         video=args.out,
         json=args.json,
         events=args.events,
-        store=args.config is not None,  # a --source run leaves no ./edgewatch-data behind
+        store=args.config is not None or args.serve is not None,  # else a --source run leaves no ./edgewatch-data
         pipe=args.pipe,
         show=args.show,
         progress=not args.quiet,
@@ -239,6 +264,8 @@ def _demo(args: argparse.Namespace) -> int:
     camera = CameraConfig(
         source=str(sample_video("bikes.mp4")),
         detector="hog",
+        realtime=True,  # a camera's pace, so the page shows it as it happens
+        loop=args.max_frames is None,
         lines={"middle": LineConfig(points=((0.5, 0.0), (0.5, 1.0)))},
     )
     outputs = Outputs(
@@ -248,14 +275,17 @@ def _demo(args: argparse.Namespace) -> int:
         cameras={"demo": camera},
         mqtt=MqttConfig(host="embedded", port=0),  # a free port: 1883 may be a real broker's
         storage=StorageConfig(path=str(args.out_dir / "data")),
+        dashboard=DashboardConfig(host="127.0.0.1", port=args.port),
     )
+    if args.port:
+        print(f"edgewatch demo: open http://127.0.0.1:{args.port}/ — Ctrl-C stops", flush=True)
     result = run_config(config, outputs)
     frames = sum(item.frames for item in result.stats)
     print(f"edgewatch demo: {frames} frames of bikes.mp4 with the HOG people detector")
     print(f"  annotated video: {video}")
     print(f"  JSON lines:      {lines}")
     print(f"  events:          {events} (also published over MQTT and kept in {args.out_dir / 'data'})")
-    return result.exit_code
+    return EXIT_OK if result.exit_code == EXIT_INTERRUPTED else result.exit_code  # Ctrl-C is how it ends
 
 
 def _synth(args: argparse.Namespace) -> int:

@@ -280,6 +280,14 @@ class WebhookConfig(StrictModel):
     events: list[typing.Literal[EVENT_TYPES]] | None = Field(None, description="event types sent; omit for all")
 
 
+class DashboardConfig(StrictModel):
+    """The live page and its API (docs/dashboard.md)."""
+
+    host: str = Field("127.0.0.1", description="address to bind; any but loopback needs a token")
+    port: int = Field(8080, ge=0, le=65535, description="0 picks a free port")
+    token: str | None = Field(None, description="access token; omit to use EDGEWATCH_TOKEN from the environment")
+
+
 class Config(StrictModel):
     """The whole file."""
 
@@ -288,6 +296,7 @@ class Config(StrictModel):
     mqtt: MqttConfig | None = Field(None, description="publish stats and events over MQTT")
     storage: StorageConfig = Field(default_factory=StorageConfig)
     webhooks: list[WebhookConfig] = Field(default_factory=list)
+    dashboard: DashboardConfig | None = Field(None, description="serve the live page")
 
     @model_validator(mode="after")
     def _detectors_exist(self) -> Config:
