@@ -238,6 +238,9 @@ def run_config(config: Config, outputs: Outputs) -> RunResult:
         if hub is not None:
             for pipeline in pipelines:
                 hub.attach(pipeline.camera, pipeline)
+            for sink in shared:
+                if isinstance(sink, MqttPublisher):
+                    hub.watch_queue("mqtt", sink.pending)
         with _Shutdown(pipelines) as shutdown:
             for pipeline in pipelines:
                 pipeline.start()

@@ -78,6 +78,10 @@ def test_the_live_video_streams_new_pictures_and_the_numbers_arrive_live(served)
     assert camera["name"] == "street" and camera["online"] and camera["frames"] > 0
     metrics = httpx.get(f"{url}/metrics").text
     assert 'edgewatch_frames_total{camera="street"}' in metrics
+    assert 'edgewatch_dropped_frames_total{camera="street"} 0.0' in metrics
+    frames = _metric(metrics, 'edgewatch_frames_total{camera="street"}')
+    observed = _metric(metrics, 'edgewatch_inference_ms_count{camera="street"}')
+    assert 0 < frames <= observed <= frames + 5  # every frame's detector time is in the histogram
     page = httpx.get(url).text
     assert "<title>edgewatch</title>" in page and "/static/app.js" in page
     assert httpx.get(f"{url}/docs").status_code == 200  # OpenAPI
@@ -142,3 +146,7 @@ def test_a_page_off_loopback_needs_a_token(tmp_path):
         run.send_signal(signal.SIGINT)
         run.wait(20)
     assert "s3cret-token" not in run.stderr.read().decode()
+
+
+def _metric(text: str, name: str) -> float:
+    return float(next(line for line in text.splitlines() if line.startswith(name + " ")).split()[-1])

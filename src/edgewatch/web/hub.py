@@ -3,13 +3,14 @@ watches, once however many watch), its stats and health, and a fan-out of events
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from edgewatch.pipeline.result import FrameResult
 
 JPEG_QUALITY = 80
 LIVE_QUEUE = 256  # messages a slow page may fall behind before it misses some
+INFERENCE_BUCKETS = (5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, float("inf"))  # ms, for /metrics
 
 
 @dataclass
@@ -32,6 +34,8 @@ class CameraFeed:
     jpeg: bytes | None = None
     sequence: int = 0
     encoded: int = 0  # pictures encoded for viewers (once per frame, whatever their number)
+    inference_counts: list[int] = field(default_factory=lambda: [0] * len(INFERENCE_BUCKETS))
+    inference_sum: float = 0.0
     changed: threading.Condition = field(default_factory=threading.Condition)
 
 
@@ -50,6 +54,7 @@ class LiveHub:
         self.events_by_type: Counter[str] = Counter()
         self._subscribers: list[queue.Queue[str]] = []
         self._pipelines: dict[str, Any] = {}
+        self.queues: dict[str, Callable[[], int]] = {}
         self._lock = threading.Lock()
 
     def feed(self, camera: str) -> CameraFeed:
@@ -65,6 +70,8 @@ class LiveHub:
         feed = self.feed(result.frame.camera)
         feed.frames += 1
         feed.last_frame = time.monotonic()
+        feed.inference_sum += result.inference_ms
+        feed.inference_counts[bisect.bisect_left(INFERENCE_BUCKETS, result.inference_ms)] += 1
         if feed.viewers <= 0:
             return
         ok, encoded = cv2.imencode(".jpg", result.annotated, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
@@ -129,6 +136,10 @@ class LiveHub:
             # a page that stopped reading misses messages; the camera never waits for it
             with contextlib.suppress(queue.Full):
                 subscriber.put_nowait(text)
+
+    def watch_queue(self, name: str, depth: Callable[[], int]) -> None:
+        """A queue whose depth `/metrics` reports (the MQTT outbox)."""
+        self.queues[name] = depth
 
     def attach(self, camera: str, pipeline: Any) -> None:
         """The camera's pipeline, for the health numbers only it knows (drops, reconnects, source fps)."""
