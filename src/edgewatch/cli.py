@@ -117,6 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--max-frames", type=_positive_int, help="stop the video after N frames (default: loop)")
     demo.add_argument("--port", type=int, default=8080, help="the page's port on 127.0.0.1 (default 8080; 0: any)")
 
+    evaluation = commands.add_parser("eval", help="score predictions against labelled truth (docs/evaluation.md)")
+    evaluation.add_argument("--truth", type=Path, help="the labelled dataset")
+    evaluation.add_argument("--pred", type=Path, help="edgewatch run --json lines, or COCO results JSON")
+    evaluation.add_argument("--format", default="yolo", choices=("yolo", "coco", "voc"), help="the truth's format")
+    evaluation.add_argument("--iou", type=float, default=0.5, help="overlap that makes a match (default 0.5)")
+    evaluation.add_argument("--score", type=_score, default=0.3, help="score threshold of the table (default 0.3)")
+    evaluation.add_argument("--json", type=Path, help="write every figure as JSON")
+    evaluation.add_argument("--pr-curve", type=Path, help="write the precision-recall curves as PNG")
+    evaluation.add_argument("--compare", type=Path, nargs="+", help="summarise several --json results instead")
+
     synth = commands.add_parser(
         "synth", help="write a synthetic scene as a video and its ground truth (street, pets, door)"
     )
@@ -288,6 +298,30 @@ def _demo(args: argparse.Namespace) -> int:
     return EXIT_OK if result.exit_code == EXIT_INTERRUPTED else result.exit_code  # Ctrl-C is how it ends
 
 
+def _eval(args: argparse.Namespace) -> int:
+    import json
+
+    from edgewatch import evaluate as ev
+
+    if args.compare:
+        print(ev.compare(args.compare))
+        return 0
+    if args.truth is None or args.pred is None:
+        raise EdgewatchError("eval needs --truth and --pred", "or --compare a.json b.json ...")
+    classes, truth = ev.load_truth(args.truth, args.format)
+    coco_results = args.format == "coco" and args.pred.suffix == ".json"
+    predictions = (
+        ev.read_coco_results(args.pred, args.truth, classes) if coco_results else ev.read_run_json(args.pred, classes)
+    )
+    result = ev.evaluate(truth, predictions, classes, iou=args.iou, score=args.score)
+    print(result.table())
+    if args.json is not None:
+        args.json.write_text(json.dumps(result.to_json(), indent=1))
+    if args.pr_curve is not None:
+        ev.pr_curve_png(result, args.pr_curve)
+    return 0
+
+
 def _synth(args: argparse.Namespace) -> int:
     from edgewatch.sources.synthetic_export import write_scene
 
@@ -328,6 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench_models(args)
         if args.command == "synth":
             return _synth(args)
+        if args.command == "eval":
+            return _eval(args)
         return _demo(args)
     except EdgewatchError as error:
         if debug:

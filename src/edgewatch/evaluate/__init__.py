@@ -1,0 +1,42 @@
+"""Evaluation against labelled images: detectors (`evaluate`) and whole-image classifiers
+(`evaluate_classifier`). See docs/evaluation.md for what each number means.
+
+Example:
+    >>> from edgewatch.evaluate import evaluate, load_truth, read_run_json  # doctest: +SKIP
+    >>> classes, truth = load_truth("dataset/valid", "yolo")  # doctest: +SKIP
+    >>> print(evaluate(truth, read_run_json("run.jsonl", classes), classes).table())  # doctest: +SKIP
+"""
+
+from edgewatch.evaluate.classification import classifier_table, evaluate_classifier, read_run_classifications
+from edgewatch.evaluate.detection import (
+    TRUTH_FORMATS,
+    ClassScores,
+    Evaluation,
+    PRCurve,
+    compare,
+    evaluate,
+    load_truth,
+    match,
+    pr_curve_png,
+    read_coco_results,
+    read_evaluation,
+    read_run_json,
+)
+
+__all__ = [
+    "TRUTH_FORMATS",
+    "ClassScores",
+    "Evaluation",
+    "PRCurve",
+    "classifier_table",
+    "compare",
+    "evaluate",
+    "evaluate_classifier",
+    "load_truth",
+    "match",
+    "pr_curve_png",
+    "read_coco_results",
+    "read_evaluation",
+    "read_run_classifications",
+    "read_run_json",
+]
