@@ -117,6 +117,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--max-frames", type=_positive_int, help="stop the video after N frames (default: loop)")
     demo.add_argument("--port", type=int, default=8080, help="the page's port on 127.0.0.1 (default 8080; 0: any)")
 
+    data = commands.add_parser("data", help="datasets: convert between formats, split (docs/datasets.md)")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    formats = ("voc", "csv", "sagemaker", "coco", "yolo")
+    convert = data_commands.add_parser("convert", help="convert a labelled dataset to another format")
+    convert.add_argument("--from", dest="source_format", required=True, choices=formats)
+    convert.add_argument("--to", dest="target_format", required=True, choices=formats)
+    convert.add_argument("source", type=Path)
+    convert.add_argument("target", type=Path)
+    split = data_commands.add_parser("split", help="split a labelled dataset into train / validation (/ test)")
+    split.add_argument("source", type=Path)
+    split.add_argument("target", type=Path)
+    split.add_argument("--ratios", default="0.8,0.2", help="train,validation[,test] (default 0.8,0.2)")
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--from", dest="source_format", default="voc", choices=formats)
+    split.add_argument("--to", dest="target_format", default="sagemaker", choices=formats)
+    for command in (convert, split):
+        command.add_argument("--images", type=Path, help="where the images are, when not beside the labels")
+        command.add_argument("--classes", type=Path, help="class names, one a line: fixes the ids")
+        command.add_argument("--force", action="store_true", help="replace an output folder that is not empty")
+
     evaluation = commands.add_parser("eval", help="score predictions against labelled truth (docs/evaluation.md)")
     evaluation.add_argument("--truth", type=Path, help="the labelled dataset")
     evaluation.add_argument("--pred", type=Path, help="edgewatch run --json lines, or COCO results JSON")
@@ -298,6 +318,27 @@ def _demo(args: argparse.Namespace) -> int:
     return EXIT_OK if result.exit_code == EXIT_INTERRUPTED else result.exit_code  # Ctrl-C is how it ends
 
 
+def _data(args: argparse.Namespace) -> int:
+    from edgewatch.data.convert import convert, split
+
+    common = {"images": args.images, "classes": args.classes, "force": args.force}
+    if args.data_command == "convert":
+        report = convert(args.source_format, args.target_format, args.source, args.target, **common)
+    else:
+        try:
+            ratios = tuple(float(part) for part in args.ratios.split(","))
+        except ValueError:
+            raise EdgewatchError(f"bad --ratios {args.ratios}", "give two or three numbers, e.g. 0.8,0.2") from None
+        report = split(
+            args.source, args.target, ratios, seed=args.seed, source_format=args.source_format,
+            target_format=args.target_format, **common,
+        )  # fmt: skip
+    print(report.summary())
+    for line in report.skipped:
+        print(f"skipped: {line}", file=sys.stderr)
+    return 1 if report.skipped else 0  # something was left out: say so to scripts too
+
+
 def _eval(args: argparse.Namespace) -> int:
     import json
 
@@ -364,6 +405,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _synth(args)
         if args.command == "eval":
             return _eval(args)
+        if args.command == "data":
+            return _data(args)
         return _demo(args)
     except EdgewatchError as error:
         if debug:

@@ -73,3 +73,49 @@ def coco_add(
 
 def _name(labels: Sequence[str], class_id: int) -> str:
     return labels[class_id] if 0 <= class_id < len(labels) else f"class_{class_id}"
+
+
+CSV_COLUMNS = ("filename", "width", "height", "class", "xmin", "ymin", "xmax", "ymax")
+
+
+def csv_rows(
+    file: str, width: int, height: int, xyxy: np.ndarray, class_ids: Sequence[int], labels: Sequence[str]
+) -> list[list[Any]]:
+    """CSV rows (`CSV_COLUMNS`), one per box in xyxy pixels; an image without boxes has no row."""
+    return [
+        [file, width, height, _name(labels, int(class_id)), *(round(float(value), 1) for value in box)]
+        for box, class_id in zip(xyxy, class_ids, strict=True)
+    ]
+
+
+def read_sagemaker_record(
+    record: Any,
+) -> tuple[str, tuple[int, int], np.ndarray, list[int], dict[int, str]]:
+    """The inverse of `sagemaker_record`: `(file, (width, height), xyxy, class_ids, names by class id)`.
+
+    Raises:
+        ValueError: a key is missing or a value is not a number, naming which.
+
+    Example:
+        >>> record = sagemaker_record("a.jpg", 64, 48, np.array([[1, 2, 11, 22]]), [0], ["car"])
+        >>> read_sagemaker_record(record)[2].tolist(), read_sagemaker_record(record)[4]
+        ([[1.0, 2.0, 11.0, 22.0]], {0: 'car'})
+    """
+    try:
+        file = record["file"]
+        size = record["image_size"][0]
+        width, height = int(size["width"]), int(size["height"])
+        boxes = [
+            (int(box["class_id"]), float(box["left"]), float(box["top"]), float(box["width"]), float(box["height"]))
+            for box in record["annotations"]
+        ]
+        names = {int(category["class_id"]): str(category["name"]) for category in record.get("categories", [])}
+    except KeyError as error:
+        raise ValueError(f"missing {error}") from None
+    except (TypeError, ValueError, IndexError) as error:
+        raise ValueError(f"not a SageMaker record ({error})") from None
+    if not isinstance(file, str) or not file:
+        raise ValueError("'file' is not a file name")
+    xywh = np.array([box[1:] for box in boxes], dtype=np.float64).reshape(-1, 4)
+    xyxy = np.hstack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]])
+    return file, (width, height), xyxy, [box[0] for box in boxes], names
