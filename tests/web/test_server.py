@@ -65,6 +65,10 @@ def test_the_live_video_streams_new_pictures_and_the_numbers_arrive_live(served)
             if len(pictures) >= 3:
                 break
     assert len(set(pictures)) >= 2  # new frames, not one picture again
+    deadline = time.monotonic() + 3
+    while httpx.get(f"{url}/api/cameras").json()[0]["viewers"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert httpx.get(f"{url}/api/cameras").json()[0]["viewers"] == 0  # a viewer who left stops the encoding
     messages = []
     with httpx.stream("GET", f"{url}/api/live", timeout=10) as response:
         for line in response.iter_lines():

@@ -6,7 +6,7 @@ import asyncio
 import hmac
 import queue
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -105,10 +105,18 @@ def create_app(
         if camera not in hub.feeds:
             raise HTTPException(404, f"no camera {camera}")
 
-        def parts() -> Iterator[bytes]:
-            for picture in hub.pictures(camera, stop):
-                yield b"--" + BOUNDARY.encode() + b"\r\nContent-Type: image/jpeg\r\n"
-                yield f"Content-Length: {len(picture)}\r\n\r\n".encode() + picture + b"\r\n"
+        async def parts() -> AsyncIterator[bytes]:
+            # An async generator: a viewer who leaves cancels it at its `await`, so the `with` ends at
+            # once (a sync generator in Starlette's thread pool lingered until garbage collection).
+            with hub.viewer(camera) as feed:
+                seen = -1
+                while not stop.is_set():
+                    found = await asyncio.to_thread(hub.next_picture, feed, seen)
+                    if found is None:
+                        continue
+                    seen, picture = found
+                    head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(picture)}\r\n\r\n"
+                    yield head.encode() + picture + b"\r\n"
 
         return StreamingResponse(parts(), media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}")
 

@@ -95,24 +95,30 @@ class LiveHub:
 
     # --- readers -------------------------------------------------------------------------------
 
-    def pictures(self, camera: str, stop: threading.Event, timeout: float = 5.0) -> Iterator[bytes]:
-        """The camera's annotated pictures as JPEG, each new one once, for as long as the reader reads."""
+    @contextlib.contextmanager
+    def viewer(self, camera: str) -> Iterator[CameraFeed]:
+        """One viewer of the camera's video, for as long as the `with` lasts; pictures are encoded
+        only while a camera has one. The first viewer never gets a stale picture from before."""
         feed = self.feed(camera)
         with feed.changed:
+            if feed.viewers == 0:
+                feed.jpeg = None
             feed.viewers += 1
-        seen = -1
         try:
-            while not stop.is_set():
-                with feed.changed:
-                    if feed.sequence == seen:
-                        feed.changed.wait(timeout)
-                    if feed.sequence == seen or feed.jpeg is None:
-                        continue
-                    seen, picture = feed.sequence, feed.jpeg
-                yield picture
+            yield feed
         finally:
             with feed.changed:
                 feed.viewers -= 1
+
+    @staticmethod
+    def next_picture(feed: CameraFeed, seen: int, timeout: float = 1.0) -> tuple[int, bytes] | None:
+        """The picture after number `seen`, waiting up to `timeout` seconds; None when none came."""
+        with feed.changed:
+            if feed.sequence == seen or feed.jpeg is None:
+                feed.changed.wait(timeout)
+            if feed.sequence == seen or feed.jpeg is None:
+                return None
+            return feed.sequence, feed.jpeg
 
     def subscribe(self) -> queue.Queue[str]:
         """A queue of live messages (JSON text) for one page; `unsubscribe` it when the page leaves."""
