@@ -187,6 +187,7 @@ def run_config(config: Config, outputs: Outputs) -> RunResult:
             resources.callback(display.close)
             shared.append(display)
         pipelines = []
+        recorders: list[Recorder] = []
         for name, camera in config.cameras.items():
             source: Source = resources.enter_context(open_source(camera.source, open_timeout=camera.open_timeout))
             detector = camera_detector(config, camera)
@@ -218,6 +219,7 @@ def run_config(config: Config, outputs: Outputs) -> RunResult:
                     on_saved=uploads.enqueue if uploads is not None else None,
                 )  # fmt: skip
                 sinks.append(resources.enter_context(contextlib.closing(recorder)))
+                recorders.append(recorder)
             pipelines.append(
                 Pipeline(
                     source,
@@ -254,6 +256,8 @@ def run_config(config: Config, outputs: Outputs) -> RunResult:
                     pipeline.join()
             stats = [pipeline.wait() for pipeline in pipelines]
             if hub is not None and shutdown.exit_code == EXIT_OK:
+                for recorder in recorders:
+                    recorder.close()  # the last clips, so the page can show them while it serves on
                 log.warning("input ended; still serving %s until Ctrl-C", server.url)
                 shutdown.stopped.wait()
         for item in stats:

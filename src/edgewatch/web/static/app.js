@@ -163,6 +163,12 @@ document.getElementById("filters").addEventListener("submit", (event) => {
   loadCharts();
 });
 window.addEventListener("hashchange", route);
+if (new URLSearchParams(location.search).has("token")) {
+  history.replaceState(null, "", location.pathname + location.hash); // the cookie holds it now
+}
 refreshCameras();
 setInterval(refreshCameras, 2000);
+setInterval(() => {
+  if (location.hash === "#events") loadEvents(); // snapshots and clips are saved after their event ends
+}, 5000);
 route();
