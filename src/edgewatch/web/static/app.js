@@ -67,7 +67,11 @@ async function refreshCameras() {
 async function loadEvents(event) {
   if (event) event.preventDefault();
   const query = new URLSearchParams();
-  for (const [key, value] of new FormData(document.getElementById("filters"))) if (value) query.set(key, value);
+  for (const [key, value] of new FormData(document.getElementById("filters"))) {
+    if (!value) continue;
+    // datetime-local is the viewer's local time; the API wants an absolute time
+    query.set(key, key === "since" || key === "until" ? new Date(value).toISOString() : value);
+  }
   const events = await (await fetch(`/api/events?${query}`)).json();
   const list = document.getElementById("event-list");
   list.replaceChildren(...events.map((item) => {
@@ -126,17 +130,22 @@ function bars(canvas, groups, series) {
   });
 }
 
+async function perBucket(canvas, by, query, name) {
+  const rows = await (await fetch(`/api/series?by=${by}${query}`)).json();
+  const buckets = [...new Set(rows.map((row) => row.bucket))];
+  const labels = [...new Set(rows.map((row) => row.label))];
+  bars(canvas, buckets.map(name), labels.map((label) => ({
+    name: label,
+    values: buckets.map((bucket) => rows.filter((row) => row.bucket === bucket && row.label === label)
+      .reduce((sum, row) => sum + row.started, 0)),
+  })));
+}
+
 async function loadCharts() {
   const camera = new FormData(document.getElementById("filters")).get("camera");
   const query = camera ? `&camera=${encodeURIComponent(camera)}` : "";
-  const rows = await (await fetch(`/api/series?by=hour${query}`)).json();
-  const hours = [...new Set(rows.map((row) => row.bucket))];
-  const labels = [...new Set(rows.map((row) => row.label))];
-  bars(document.getElementById("per-hour"), hours.map((hour) => hour.slice(11) + "h"), labels.map((label) => ({
-    name: label,
-    values: hours.map((hour) => rows.filter((row) => row.bucket === hour && row.label === label)
-      .reduce((sum, row) => sum + row.started, 0)),
-  })));
+  await perBucket(document.getElementById("per-hour"), "hour", query, (hour) => hour.slice(11) + "h");
+  await perBucket(document.getElementById("per-day"), "day", query, (day) => day.slice(5));
   const confidence = await (await fetch(`/api/confidence?bins=10${query}`)).json();
   bars(document.getElementById("confidence"), confidence.edges.slice(0, -1).map((edge) => edge.toFixed(1)),
     [{ name: `${confidence.objects} objects`, values: confidence.counts }]);
