@@ -59,6 +59,7 @@ import cv2
 import supervision as sv
 
 import edgewatch as ew
+from cpu import machine_busy_seconds
 from edgewatch.annotate import Annotator
 from edgewatch.sources import VideoFileSource, sample_video
 from edgewatch.sources.frames import read_frames
@@ -260,17 +261,6 @@ def make_variants(work: Workload) -> list[Variant]:
         Variant("sequential", "sequential loop", False, sequential),
         Variant("pipeline", "edgewatch Pipeline", False, pipeline),
     ]
-
-
-def machine_busy_seconds() -> float:
-    """CPU time all processes (and hypervisor steal) have used since boot, from /proc/stat; NaN elsewhere."""
-    try:
-        with open("/proc/stat", encoding="ascii") as stat:
-            fields = [int(value) for value in stat.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return math.nan
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(variant: Variant) -> Sample:

@@ -66,6 +66,8 @@ import numpy as np
 import starlette
 import uvicorn
 
+from cpu import machine_busy_seconds
+
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
 
@@ -312,17 +314,6 @@ def process_cpu_seconds(pid: int) -> float:
     except (OSError, IndexError):
         return math.nan
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_seconds() -> float:
-    """CPU time all processes have used since boot, from /proc/stat (NaN where unreadable)."""
-    try:
-        with open("/proc/stat", encoding="ascii") as stat:
-            fields = [int(value) for value in stat.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return math.nan
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def thread_group(name: str) -> str:
