@@ -263,6 +263,11 @@ class _Read:
     rejected: set[str] = field(default_factory=set)  # stems of images whose annotation was skipped
     every_image: bool = False  # every image in image_dirs[0] belongs (YOLO: no labels file, no objects)
 
+    def reject(self, stem: str, reason: str) -> None:
+        """Skip the image `stem` (its annotation is broken) and say why."""
+        self.skipped.append(reason)
+        self.rejected.add(stem)
+
 
 def _image_dirs(image_dir: Path | None, *candidates: Path) -> list[Path]:
     if image_dir is not None:
@@ -286,12 +291,10 @@ def _read_voc(path: Path, image_dir: Path | None, fixed: list[str] | None) -> _R
             size = tuple(int(float(root.findtext(f"size/{key}") or 0)) for key in ("width", "height"))
             detections, names = detections_from_xml_obj(root, [], (max(size[0], 1), max(size[1], 1)))
         except ParseError as error:
-            read.skipped.append(f"{file.name}: not valid XML ({error})")
-            read.rejected.add(file.stem)
+            read.reject(file.stem, f"{file.name}: not valid XML ({error})")
             continue
         except ValueError as error:
-            read.skipped.append(f"{file.name}: {error}")
-            read.rejected.add(file.stem)
+            read.reject(file.stem, f"{file.name}: {error}")
             continue
         image = (root.findtext("filename") or "").strip() or file.stem
         names_of = [names[class_id] for class_id in detections.class_id]
@@ -329,8 +332,7 @@ def _read_csv(path: Path, image_dir: Path | None, fixed: list[str] | None) -> _R
             except ValueError:
                 problem = f"not a number in {','.join(row[1:3] + row[4:8])}"
         if problem is not None:
-            read.skipped.append(f"{where}: {problem}" + (f" (image {name} skipped)" if name else ""))
-            read.rejected.add(Path(name).stem)
+            read.reject(Path(name).stem, f"{where}: {problem}" + (f" (image {name} skipped)" if name else ""))
             continue
         boxes.setdefault(name, []).append((size, row[3].strip(), box))
     for name, rows_of in boxes.items():
@@ -359,12 +361,10 @@ def _read_sagemaker(path: Path, image_dir: Path | None, fixed: list[str] | None)
         try:
             record = read_sagemaker_record(json.loads(file.read_text(encoding="utf-8")))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            read.skipped.append(f"{file.name}: not valid JSON ({error})")
-            read.rejected.add(file.stem)
+            read.reject(file.stem, f"{file.name}: not valid JSON ({error})")
             continue
         except ValueError as error:
-            read.skipped.append(f"{file.name}: {error}")
-            read.rejected.add(file.stem)
+            read.reject(file.stem, f"{file.name}: {error}")
             continue
         records.append((file, record))
         for class_id, name in record[4].items():
@@ -422,8 +422,7 @@ def _read_coco(path: Path, image_dir: Path | None, fixed: list[str] | None) -> _
                 grouped[image_id], resolution_wh=size, with_masks=False, use_iscrowd=False
             )
         except (KeyError, TypeError, ValueError, IndexError) as error:
-            read.skipped.append(f"{where}: {error}")
-            read.rejected.add(Path(entry["file_name"]).stem)
+            read.reject(Path(entry["file_name"]).stem, f"{where}: {error}")
             continue
         names = [categories[int(category_id)] for category_id in detections.class_id]
         read.items.append(_Item(where, entry["file_name"], size if all(size) else None, detections.xyxy, names))
@@ -461,8 +460,7 @@ def _read_yolo(path: Path, image_dir: Path | None, fixed: list[str] | None) -> _
             if unnamed:
                 raise ValueError(f"class id {unnamed[0]} has no name in {names_file.name if names_file else 'classes'}")
         except (OSError, UnicodeDecodeError, ValueError) as error:
-            read.skipped.append(f"{file.name}: {error}")
-            read.rejected.add(file.stem)
+            read.reject(file.stem, f"{file.name}: {error}")
             continue
         names = [read.native[class_id] for class_id in detections.class_id]
         read.items.append(_Item(file.name, str(image), None, detections.xyxy, names))
