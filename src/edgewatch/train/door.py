@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from torch import nn
 
 from edgewatch.models.preprocess import Preprocess
 from edgewatch.sources.door import STATES, DoorScene
+from edgewatch.train.loop import fit
 from edgewatch.train.onnx_export import export_onnx
 
 log = logging.getLogger(__name__)
@@ -75,22 +75,15 @@ def train(steps: int = 600, batch: int = 32, seed: int = 0, learning_rate: float
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = DoorNet()
-    optimiser = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=learning_rate, total_steps=steps, pct_start=0.1)
     scenes = [DoorScene(seed=int(s), seconds=60) for s in rng.integers(0, 10_000, 96)]
-    started = time.monotonic()
-    net.train()
-    for step in range(steps):
+
+    def batch_loss() -> torch.Tensor:
         picks = [(int(rng.integers(len(scenes))), int(rng.integers(0, scenes[0].frame_count))) for _ in range(batch)]
         images, labels = batch_of(scenes, picks)
-        value = nn.functional.cross_entropy(net(images), labels)
-        optimiser.zero_grad()
-        value.backward()
-        optimiser.step()
-        schedule.step()
-        if step % 100 == 0 or step == steps - 1:
-            log.info("step %d/%d loss %.3f (%.0f s)", step, steps, value.item(), time.monotonic() - started)
-    return net.eval()
+        return nn.functional.cross_entropy(net(images), labels)
+
+    fit(net, steps, learning_rate, batch_loss)
+    return net
 
 
 def export(net: DoorNet, path: Path) -> Path:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from torch import nn
 
 from edgewatch.models.geometry import InputGeometry, prepare_input
 from edgewatch.sources.synthetic import LABELS, StreetScene
+from edgewatch.train.loop import fit
 from edgewatch.train.onnx_export import export_onnx
 
 log = logging.getLogger(__name__)
@@ -157,24 +157,17 @@ def train(steps: int = 3000, batch: int = 16, seed: int = 0, learning_rate: floa
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = StreetNet()
-    optimiser = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=learning_rate, total_steps=steps, pct_start=0.1)
     scenes = [StreetScene(seed=int(s), seconds=30, cars=10, people=12) for s in rng.integers(0, 10_000, 64)]
-    started = time.monotonic()
-    net.train()
-    for step in range(steps):
+
+    def batch_loss() -> torch.Tensor:
         samples = [
             render_sample(scenes[int(rng.integers(len(scenes)))], int(rng.integers(0, 750)), rng) for _ in range(batch)
         ]
         images = torch.from_numpy(np.stack([sample.image for sample in samples]))
-        value = loss(net(images), *targets(samples, net.classes))
-        optimiser.zero_grad()
-        value.backward()
-        optimiser.step()
-        schedule.step()
-        if step % 100 == 0 or step == steps - 1:
-            log.info("step %d/%d loss %.3f (%.0f s)", step, steps, value.item(), time.monotonic() - started)
-    return net.eval()
+        return loss(net(images), *targets(samples, net.classes))
+
+    fit(net, steps, learning_rate, batch_loss)
+    return net
 
 
 def export(net: StreetNet, path: Path) -> Path:
