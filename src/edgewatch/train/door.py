@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +25,6 @@ from edgewatch.models.preprocess import Preprocess
 from edgewatch.sources.door import STATES, DoorScene
 from edgewatch.train.loop import fit
 from edgewatch.train.onnx_export import export_onnx
-
-log = logging.getLogger(__name__)
 
 INPUT_SIZE = (128, 72)  # a 640×360 frame at a fifth, no letterbox needed
 #: edgewatch's default pre-processing of a classifier (models.model.PREPROCESS_DEFAULTS)

@@ -11,7 +11,6 @@ Rebuild the committed model with: `python tools/build_street_model.py`.
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,6 @@ from edgewatch.models.geometry import InputGeometry, prepare_input
 from edgewatch.sources.synthetic import LABELS, StreetScene
 from edgewatch.train.loop import fit
 from edgewatch.train.onnx_export import export_onnx
-
-log = logging.getLogger(__name__)
 
 INPUT_SIZE = (512, 288)  # a 640×360 scene letterboxed at 0.8 fills it exactly
 STRIDE = 8
