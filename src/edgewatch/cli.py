@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--max-frames", type=_positive_int, help="stop the video after N frames (default: loop)")
     demo.add_argument("--port", type=int, default=8080, help="the page's port on 127.0.0.1 (default 8080; 0: any)")
 
-    data = commands.add_parser("data", help="datasets: convert between formats, split (docs/datasets.md)")
+    data = commands.add_parser("data", help="datasets: convert, split, sample frames worth labelling (docs/data.md)")
     data_commands = data.add_subparsers(dest="data_command", required=True)
     formats = ("voc", "csv", "sagemaker", "coco", "yolo")
     convert = data_commands.add_parser("convert", help="convert a labelled dataset to another format")
@@ -136,6 +136,29 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--images", type=Path, help="where the images are, when not beside the labels")
         command.add_argument("--classes", type=Path, help="class names, one a line: fixes the ids")
         command.add_argument("--force", action="store_true", help="replace an output folder that is not empty")
+
+    sample = data_commands.add_parser("sample", help="choose frames worth labelling from a video or stream")
+    sample.add_argument("source", help="video file, image folder, camera index, stream URL or synthetic:SCENE")
+    sample.add_argument("target", type=Path, help="output folder: images/, draft annotations, manifest.json")
+    sample.add_argument("--budget", type=_positive_int, required=True, help="how many frames to keep")
+    sample.add_argument(
+        "--by", choices=("time", "diverse", "motion", "surprise"), default="diverse",
+        help="time: evenly spaced; diverse: unlike every kept frame; motion: most change; "
+        "surprise: unsure or flipping predictions (needs a model) (default diverse)",
+    )  # fmt: skip
+    sample.add_argument("--detector", help=f"built-in model for drafts / surprise: {', '.join(BUILTIN_DETECTORS)}")
+    sample.add_argument("--model", help="an .onnx model file for drafts / surprise")
+    sample.add_argument("--to", dest="target_format", default="voc", choices=formats, help="drafts' format")
+    sample.add_argument("--max-frames", type=_positive_int, help="read at most N frames of the source")
+    sample.add_argument("--seed", type=int, default=0, help="ties are broken the same way for the same seed")
+    sample.add_argument("--force", action="store_true", help="replace an output folder that is not empty")
+
+    review = commands.add_parser("review", help="review and correct labels in the browser (docs/data.md)")
+    review.add_argument("folder", type=Path, help="a dataset folder: sampled, captured or labelled")
+    review.add_argument("--format", choices=formats, help="the folder's format (default: guessed)")
+    review.add_argument("--to", dest="target_format", choices=formats, help="save in this format (default: --format)")
+    review.add_argument("--port", type=int, default=8081, help="port on 127.0.0.1 (default 8081; 0: any)")
+    review.add_argument("--quiet", action="store_true", help="no info logs")
 
     evaluation = commands.add_parser("eval", help="score predictions against labelled truth (docs/evaluation.md)")
     evaluation.add_argument("--truth", type=Path, help="the labelled dataset")
@@ -321,6 +344,18 @@ def _demo(args: argparse.Namespace) -> int:
 def _data(args: argparse.Namespace) -> int:
     from edgewatch.data.convert import convert, split
 
+    if args.data_command == "sample":
+        from edgewatch.data.sample import sample
+
+        if args.detector is not None and args.model is not None:
+            raise EdgewatchError("give --detector or --model, not both", "--model runs a model file instead")
+        result = sample(
+            args.source, args.target, budget=args.budget, by=args.by, detector=args.detector, model=args.model,
+            format=args.target_format, max_frames=args.max_frames, seed=args.seed, force=args.force,
+        )  # fmt: skip
+        print(result.summary())
+        return 0
+
     common = {"images": args.images, "classes": args.classes, "force": args.force}
     if args.data_command == "convert":
         report = convert(args.source_format, args.target_format, args.source, args.target, **common)
@@ -361,6 +396,12 @@ def _eval(args: argparse.Namespace) -> int:
     if args.pr_curve is not None:
         ev.pr_curve_png(result, args.pr_curve)
     return 0
+
+
+def _review(args: argparse.Namespace) -> int:
+    from edgewatch.web.review import serve_review
+
+    return serve_review(args.folder, format=args.format, target_format=args.target_format, port=args.port)
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -407,6 +448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _eval(args)
         if args.command == "data":
             return _data(args)
+        if args.command == "review":
+            return _review(args)
         return _demo(args)
     except EdgewatchError as error:
         if debug:

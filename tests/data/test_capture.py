@@ -41,12 +41,18 @@ def test_a_run_saves_one_frame_per_interval_with_its_boxes_in_three_formats(run_
         boxes = [box for box in frames[index]["detections"]]
         record = json.loads((root / "sagemaker" / f"{path.stem}.json").read_text())
         assert record["image_size"] == [{"width": 640, "height": 360, "depth": 3}]
-        assert [(a["left"], a["top"]) for a in record["annotations"]] == [
-            (pytest.approx(b["box"][0], abs=0.1), pytest.approx(b["box"][1], abs=0.1)) for b in boxes
-        ]
+        assert [(a["left"], a["top"], a["score"]) for a in record["annotations"]] == [
+            (
+                pytest.approx(b["box"][0], abs=0.1),
+                pytest.approx(b["box"][1], abs=0.1),
+                pytest.approx(b["score"], abs=1e-3),
+            )
+            for b in boxes
+        ]  # the model's score comes along, for the reviewer
         rows = (root / "yolo" / f"{path.stem}.txt").read_text().splitlines()
         assert len(rows) == len(boxes)
-        label, cx, cy, w, h = rows[0].split()
+        label, cx, cy, w, h, score = rows[0].split()
+        assert float(score) == pytest.approx(boxes[0]["score"], abs=1e-3)
         x1, y1, x2, y2 = boxes[0]["box"]
         assert classes[int(label)] == boxes[0]["label"]
         assert float(cx) == pytest.approx((x1 + x2) / 2 / 640, abs=1e-4)

@@ -13,7 +13,7 @@ import pytest
 import supervision as sv
 
 from edgewatch.data.convert import assign_splits, convert, split
-from edgewatch.data.datasets import FORMATS, load, save
+from edgewatch.data.datasets import FORMATS, detect_format, load, save, write_annotations
 from edgewatch.errors import EdgewatchError
 
 CLASSES = ["car", "person", "dog"]
@@ -322,3 +322,70 @@ def test_the_same_seed_gives_the_same_split_and_another_seed_another(large):
 def test_bad_ratios_are_an_error(large, tmp_path):
     with pytest.raises(EdgewatchError, match="do not add up to 1"):
         split(large, tmp_path / "out", ratios=(0.8, 0.3))
+
+
+def scored(dataset: sv.DetectionDataset) -> sv.DetectionDataset:
+    """The dataset as a model's predictions: every box with a different score."""
+    annotations = {}
+    for k, (image, detections) in enumerate(dataset.annotations.items()):
+        scores = np.round(0.31 + 0.1 * k + 0.05 * np.arange(len(detections)), 4).astype(np.float32)
+        annotations[image] = sv.Detections(xyxy=detections.xyxy, class_id=detections.class_id, confidence=scores)
+    return sv.DetectionDataset(classes=dataset.classes, images=list(annotations), annotations=annotations)
+
+
+@pytest.mark.parametrize("format", [format for format in FORMATS if format != "voc"])
+def test_predictions_keep_each_box_score_in_every_format_but_voc(tmp_path, format):
+    predictions = scored(make_dataset(tmp_path / "drawn"))
+    save(predictions, format, tmp_path / format)
+    found, skipped = load(format, tmp_path / format, images=images_option(format, tmp_path / format))
+    assert skipped == []
+    assert_matches_truth(found)
+    expected = {Path(image).name: d for image, d in predictions.annotations.items()}
+    for image, detections in found.annotations.items():
+        want = expected[Path(image).name]
+        if len(want) == 0:
+            continue
+        order = [int(np.argmin(np.abs(want.xyxy - box).sum(axis=1))) for box in detections.xyxy]
+        np.testing.assert_allclose(detections.confidence, want.confidence[order], atol=1e-4)
+
+
+def test_labels_without_scores_read_back_without_scores(datasets):
+    for format in FORMATS:
+        found, _ = load(format, datasets[format], images=images_option(format, datasets[format]))
+        assert all(detections.confidence is None for detections in found.annotations.values()), format
+
+
+def test_write_annotations_replaces_only_that_format_beside_the_images(tmp_path):
+    source = make_dataset(tmp_path / "drawn")
+    folder = tmp_path / "sampled"
+    save(source, "yolo", folder)
+    in_place = load("yolo", folder)[0]
+    write_annotations(in_place, "coco", folder)
+    edited = sv.DetectionDataset(
+        classes=in_place.classes,
+        images=in_place.image_paths,
+        annotations={image: detections[:1] for image, detections in in_place.annotations.items()},
+    )
+    write_annotations(edited, "yolo", folder)
+    assert sum(len(d) for d in load("yolo", folder)[0].annotations.values()) == 4  # one box per labelled image
+    assert_matches_truth(load("coco", folder)[0])  # the other format is left alone
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "annotations.json", "classes.txt", "data.yaml", "images", "labels",
+    ]  # fmt: skip
+
+
+def test_write_annotations_refuses_images_that_are_not_in_the_folder(tmp_path):
+    source = make_dataset(tmp_path / "drawn")
+    (tmp_path / "other" / "images").mkdir(parents=True)
+    with pytest.raises(EdgewatchError, match="not in"):
+        write_annotations(source, "voc", tmp_path / "other")
+
+
+def test_detect_format_names_each_layout(datasets, tmp_path):
+    assert {format: detect_format(folder) for format, folder in datasets.items()} == {f: f for f in FORMATS}
+    capture = tmp_path / "capture"
+    (capture / "images").mkdir(parents=True)
+    (capture / "coco.json").write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
+    assert detect_format(capture) == "coco"
+    with pytest.raises(EdgewatchError, match="no dataset"):
+        detect_format(tmp_path / "drawn")

@@ -76,14 +76,16 @@ class RetrainingCapture:
             image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
         class_ids = [int(class_id) for class_id in detections.class_id]
         try:
-            self._save(f"{self.camera}_{frame.index:08d}", image, xyxy, class_ids)
+            self._save(f"{self.camera}_{frame.index:08d}", image, xyxy, class_ids, scores)
         except OSError as error:
             log.warning("capture %s: frame %d not saved: %s", self.camera, frame.index, error.strerror or error)
             return
         self._last_time = frame.time
         self.saved += 1
 
-    def _save(self, name: str, image: np.ndarray, xyxy: np.ndarray, class_ids: list[int]) -> None:
+    def _save(self, name: str, image: np.ndarray, xyxy: np.ndarray, class_ids: list[int], scores: np.ndarray) -> None:
+        """Write the frame and its predicted boxes, each with its score, so a reviewer sees how sure the
+        model was."""
         height, width = image.shape[:2]
         ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
@@ -91,13 +93,13 @@ class RetrainingCapture:
         _write(self.root / "images" / f"{name}.jpg", encoded.tobytes())
         file = f"{name}.jpg"
         if "sagemaker" in self.config.formats:
-            record = sagemaker_record(file, width, height, xyxy, class_ids, self.labels)
+            record = sagemaker_record(file, width, height, xyxy, class_ids, self.labels, scores)
             _write(self.root / "sagemaker" / f"{name}.json", json.dumps(record).encode())
         if "yolo" in self.config.formats:
-            _write(self.root / "yolo" / f"{name}.txt", yolo_lines(width, height, xyxy, class_ids).encode())
+            _write(self.root / "yolo" / f"{name}.txt", yolo_lines(width, height, xyxy, class_ids, scores).encode())
             _write(self.root / "yolo" / "classes.txt", "".join(f"{label}\n" for label in self.labels).encode())
         if "coco" in self.config.formats:
-            coco_add(self._coco, f"images/{file}", width, height, xyxy, class_ids, self.labels)
+            coco_add(self._coco, f"images/{file}", width, height, xyxy, class_ids, self.labels, scores)
             _write(self.root / "coco.json", json.dumps(self._coco).encode())
 
     def close(self) -> None:

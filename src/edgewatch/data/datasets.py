@@ -27,7 +27,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +46,7 @@ from supervision.dataset.formats.pascal_voc import detections_from_xml_obj
 from supervision.dataset.formats.yolo import yolo_annotations_to_detections
 from supervision.utils.file import read_yaml_file, save_yaml_file
 
-from edgewatch.data.formats import CSV_COLUMNS, csv_rows, read_sagemaker_record, sagemaker_record
+from edgewatch.data.formats import CSV_COLUMNS, SCORE_COLUMN, csv_rows, read_sagemaker_record, sagemaker_record
 from edgewatch.errors import EdgewatchError
 
 FORMATS = ("voc", "csv", "sagemaker", "coco", "yolo")
@@ -192,6 +194,71 @@ def save_split(parts: dict[str, sv.DetectionDataset], format: str, target: str |
         save_yaml_file({**data, "nc": len(classes), "names": list(classes)}, target / "data.yaml")
 
 
+def write_annotations(dataset: sv.DetectionDataset, format: str, folder: str | Path) -> None:
+    """Write only the annotations of `format` (layout of `save`) for a dataset whose images are already
+    in `folder/images/`: how the sampler writes its drafts and the review page saves in place.
+
+    The annotations are written beside and then swapped in, so a failed write leaves the last ones
+    whole; annotations of other formats in the folder are left alone.
+
+    Raises:
+        EdgewatchError: an image of `dataset` is not in `folder/images/`.
+
+    Example:
+        >>> write_annotations(dataset, "yolo", "sampled/")  # doctest: +SKIP
+    """
+    check_format(format)
+    folder = Path(folder)
+    images = folder / "images"
+    for image in dataset.image_paths:
+        if not (images / Path(image).name).is_file():
+            raise EdgewatchError(f"image {Path(image).name} is not in {images}", "write the images there first")
+    staging = folder / f".{format}.writing"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        _write_annotations(dataset, format, staging / _ANNOTATIONS[format])
+        for written in sorted(staging.iterdir()):
+            _swap_in(written, folder / written.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def detect_format(path: str | Path) -> str:
+    """The format of the dataset folder `path`, from the files of each format's layout (see the
+    module docstring); a retraining-capture folder (`images/` and `coco.json`) reads as COCO.
+
+    Raises:
+        EdgewatchError: no format's files are there.
+
+    Example:
+        >>> detect_format("sampled/")  # doctest: +SKIP
+        'voc'
+    """
+    path = Path(path)
+    if path.is_file():
+        if path.suffix.lower() == ".csv":
+            return "csv"
+        if path.suffix.lower() == ".json":
+            return "coco"
+    elif path.is_dir():
+        annotations = path / "annotations"
+        if (path / "annotations.csv").is_file():
+            return "csv"
+        if (path / "annotations.json").is_file() or (path / "coco.json").is_file():
+            return "coco"
+        if (path / "labels").is_dir() or (path / "data.yaml").is_file():
+            return "yolo"
+        if any(annotations.glob("*.xml")) or any(path.glob("*.xml")):
+            return "voc"
+        if any(annotations.glob("*.json")):
+            return "sagemaker"
+    raise EdgewatchError(
+        f"{path} is no dataset edgewatch knows",
+        "expected annotations/ (voc, sagemaker), annotations.csv, annotations.json or labels/ (yolo)",
+    )
+
+
 def read_classes(classes: str | Path | Sequence[str]) -> list[str]:
     """Class names from a file (one a line, blank lines ignored) or a list, checked for repeats.
 
@@ -252,6 +319,7 @@ class _Item:
     size: tuple[int, int] | None  # (width, height) the annotation states, if it does
     xyxy: np.ndarray
     names: list[str]
+    scores: np.ndarray | None = None  # a model's predictions carry a score per box
 
 
 @dataclass
@@ -310,39 +378,43 @@ def _read_csv(path: Path, image_dir: Path | None, fixed: list[str] | None) -> _R
         rows = list(csv.reader(io.StringIO(file.read_text(encoding="utf-8-sig"))))
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise EdgewatchError(f"cannot read {file}: {error}", "a CSV file in UTF-8") from None
-    if not rows or [cell.strip().lower() for cell in rows[0]] != list(CSV_COLUMNS):
+    header = [cell.strip().lower() for cell in rows[0]] if rows else []
+    columns = len(CSV_COLUMNS) + (header[len(CSV_COLUMNS) :] == [SCORE_COLUMN])
+    if header[: len(CSV_COLUMNS)] != list(CSV_COLUMNS) or len(header) != columns:
         raise EdgewatchError(
-            f"{file} is no CSV dataset: its header is not {','.join(CSV_COLUMNS)}", "add that header row"
+            f"{file} is no CSV dataset: its header is not {','.join(CSV_COLUMNS)}[,{SCORE_COLUMN}]",
+            "add that header row",
         )
     read = _Read([], [], _image_dirs(image_dir, file.parent / "images", file.parent))
-    boxes: dict[str, list[tuple[tuple[int, int], str, list[float]]]] = {}
+    boxes: dict[str, list[tuple[tuple[int, int], str, list[float], float]]] = {}
     for line, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
         where, name = f"{file.name}:{line}", row[0].strip()
         problem = None
-        if len(row) != len(CSV_COLUMNS):
-            problem = f"{len(row)} fields, expected {len(CSV_COLUMNS)}"
+        if len(row) != columns:
+            problem = f"{len(row)} fields, expected {columns}"
         elif not name or not row[3].strip():
             problem = "no file name" if not name else "no class"
         else:
             try:
                 size = (int(row[1]), int(row[2]))
                 box = [float(value) for value in row[4:8]]
+                score = float(row[8]) if columns > len(CSV_COLUMNS) and row[8].strip() else 1.0
             except ValueError:
-                problem = f"not a number in {','.join(row[1:3] + row[4:8])}"
+                problem = f"not a number in {','.join(row[1:3] + row[4:])}"
         if problem is not None:
             read.reject(Path(name).stem, f"{where}: {problem}" + (f" (image {name} skipped)" if name else ""))
             continue
-        boxes.setdefault(name, []).append((size, row[3].strip(), box))
+        boxes.setdefault(name, []).append((size, row[3].strip(), box, score))
     for name, rows_of in boxes.items():
         if Path(name).stem in read.rejected:
             continue
-        xyxy = np.array([box for _, _, box in rows_of], dtype=np.float64)
+        xyxy = np.array([box for _, _, box, _ in rows_of], dtype=np.float64)
         size = rows_of[0][0]
-        read.items.append(
-            _Item(f"{file.name} ({name})", name, size if all(size) else None, xyxy, [c for _, c, _ in rows_of])
-        )
+        scores = np.array([score for *_, score in rows_of]) if columns > len(CSV_COLUMNS) else None
+        where, names = f"{file.name} ({name})", [c for _, c, _, _ in rows_of]
+        read.items.append(_Item(where, name, size if all(size) else None, xyxy, names, scores))
     return read
 
 
@@ -369,12 +441,12 @@ def _read_sagemaker(path: Path, image_dir: Path | None, fixed: list[str] | None)
         records.append((file, record))
         for class_id, name in record[4].items():
             names.setdefault(class_id, name)
-    for _, (_, _, _, class_ids, _) in records:
+    for _, (_, _, _, class_ids, _, _) in records:
         for class_id in class_ids:
             names.setdefault(class_id, f"class_{class_id}")
     read.native = [names[class_id] for class_id in sorted(names)]
-    for file, (image, size, xyxy, class_ids, _) in records:
-        read.items.append(_Item(file.name, image, size, xyxy, [names[class_id] for class_id in class_ids]))
+    for file, (image, size, xyxy, class_ids, _, scores) in records:
+        read.items.append(_Item(file.name, image, size, xyxy, [names[class_id] for class_id in class_ids], scores))
     return read
 
 
@@ -425,7 +497,9 @@ def _read_coco(path: Path, image_dir: Path | None, fixed: list[str] | None) -> _
             read.reject(Path(entry["file_name"]).stem, f"{where}: {error}")
             continue
         names = [categories[int(category_id)] for category_id in detections.class_id]
-        read.items.append(_Item(where, entry["file_name"], size if all(size) else None, detections.xyxy, names))
+        scores = _scores([annotation.get("score") for annotation in grouped[image_id]])
+        size_or_none = size if all(size) else None
+        read.items.append(_Item(where, entry["file_name"], size_or_none, detections.xyxy, names, scores))
     return read
 
 
@@ -463,8 +537,17 @@ def _read_yolo(path: Path, image_dir: Path | None, fixed: list[str] | None) -> _
             read.reject(file.stem, f"{file.name}: {error}")
             continue
         names = [read.native[class_id] for class_id in detections.class_id]
-        read.items.append(_Item(file.name, str(image), None, detections.xyxy, names))
+        # predictions keep their score in a sixth column (Ultralytics' save_conf); supervision drops it
+        scores = _scores([line.split()[5] if len(line.split()) == 6 else None for line in lines])
+        read.items.append(_Item(file.name, str(image), None, detections.xyxy, names, scores))
     return read
+
+
+def _scores(values: list[Any]) -> np.ndarray | None:
+    """The boxes' scores, when every box has one (else the boxes are labels, not predictions)."""
+    if not values or any(value is None for value in values):
+        return None
+    return np.array([float(value) for value in values])
 
 
 def _yolo_names(file: Path) -> list[str]:
@@ -493,7 +576,7 @@ _READERS: dict[str, Callable[[Path, Path | None, list[str] | None], _Read]] = {
 def _assemble(read: _Read, image_dir: Path | None, fixed: list[str] | None) -> tuple[sv.DetectionDataset, list[str]]:
     """Check every item against its image and the classes, and build the dataset of those that pass."""
     skipped, rejected = read.skipped, set(read.rejected)
-    kept: dict[str, tuple[np.ndarray, list[str]]] = {}
+    kept: dict[str, tuple[np.ndarray, list[str], np.ndarray | None]] = {}
     names_taken: dict[str, str] = {}
     for item in read.items:
         image = _find(item.image, read.image_dirs)
@@ -505,22 +588,24 @@ def _assemble(read: _Read, image_dir: Path | None, fixed: list[str] | None) -> t
             rejected.add(Path(item.image).stem)
             continue
         width, height = image_size(image)
-        kept[str(image)] = (np.clip(item.xyxy, 0, [width, height, width, height]), item.names)
+        kept[str(image)] = (np.clip(item.xyxy, 0, [width, height, width, height]), item.names, item.scores)
         names_taken[image.name] = item.where
     if read.every_image or image_dir is not None:
         for image in _images_in(read.image_dirs[0]) if read.image_dirs else []:
             if str(image) not in kept and image.stem not in rejected and image.name not in names_taken:
-                kept[str(image)] = (np.zeros((0, 4)), [])
+                kept[str(image)] = (np.zeros((0, 4)), [], None)
                 names_taken[image.name] = image.name
     classes = list(fixed) if fixed is not None else list(read.native)
-    for _, names in kept.values():
+    for _, names, _ in kept.values():
         classes.extend(name for name in dict.fromkeys(names) if name not in classes)
     index = {name: class_id for class_id, name in enumerate(classes)}
     annotations = {
         image: sv.Detections(
-            xyxy=xyxy.astype(np.float32).reshape(-1, 4), class_id=np.array([index[n] for n in names], dtype=int)
+            xyxy=xyxy.astype(np.float32).reshape(-1, 4),
+            class_id=np.array([index[n] for n in names], dtype=int),
+            confidence=scores.astype(np.float32) if scores is not None else None,
         )
-        for image, (xyxy, names) in kept.items()
+        for image, (xyxy, names, scores) in kept.items()
     }
     return sv.DetectionDataset(classes=classes, images=list(kept), annotations=annotations), skipped
 
@@ -626,29 +711,89 @@ def _write(dataset: sv.DetectionDataset, format: str, images: Path, annotations:
     images.mkdir(parents=True, exist_ok=True)
     for image in dataset.image_paths:
         shutil.copy2(image, images / Path(image).name)
+    _write_annotations(dataset, format, annotations)
+
+
+def _write_annotations(dataset: sv.DetectionDataset, format: str, annotations: Path) -> None:
+    """Write the annotations at `annotations` (a folder, or the file of a one-file format); boxes with a
+    `confidence` keep it where the format can (all but VOC)."""
     if format == "voc":
         dataset.as_pascal_voc(annotations_directory_path=str(annotations))
     elif format == "coco":
         dataset.as_coco(annotations_path=str(annotations))
+        if _has_scores(dataset):
+            _add_coco_scores(dataset, annotations)
     elif format == "yolo":
         dataset.as_yolo(
             annotations_directory_path=str(annotations), data_yaml_path=str(annotations.parent / "data.yaml")
         )
+        if _has_scores(dataset):
+            _add_yolo_scores(dataset, annotations)
         # darknet-era tools (and our capture) read the names from classes.txt
         (annotations.parent / "classes.txt").write_text("".join(f"{name}\n" for name in dataset.classes))
     elif format == "sagemaker":
         annotations.mkdir(parents=True, exist_ok=True)
         for image in dataset.image_paths:
             detections, name = dataset.annotations[image], Path(image).name
-            record = sagemaker_record(name, *image_size(image), detections.xyxy, detections.class_id, dataset.classes)
+            record = sagemaker_record(
+                name, *image_size(image), detections.xyxy, detections.class_id, dataset.classes, detections.confidence
+            )
             (annotations / f"{Path(image).stem}.json").write_text(json.dumps(record))
     elif format == "csv":
+        scored = _has_scores(dataset)
         with annotations.open("w", newline="", encoding="utf-8") as file:
             writer = csv.writer(file)
-            writer.writerow(CSV_COLUMNS)
+            writer.writerow([*CSV_COLUMNS, *([SCORE_COLUMN] if scored else [])])
             for image in dataset.image_paths:
                 detections = dataset.annotations[image]
+                scores = _scores_or_ones(detections) if scored else None
                 rows = csv_rows(
-                    Path(image).name, *image_size(image), detections.xyxy, detections.class_id, dataset.classes
+                    Path(image).name, *image_size(image), detections.xyxy, detections.class_id, dataset.classes, scores
                 )
                 writer.writerows(rows)
+
+
+def _has_scores(dataset: sv.DetectionDataset) -> bool:
+    return any(detections.confidence is not None for detections in dataset.annotations.values())
+
+
+def _scores_or_ones(detections: sv.Detections) -> np.ndarray:
+    """A box without a score (drawn by a person, in a set of predictions) is as sure as can be."""
+    return detections.confidence if detections.confidence is not None else np.ones(len(detections))
+
+
+def _add_coco_scores(dataset: sv.DetectionDataset, file: Path) -> None:
+    """supervision writes COCO without scores; add each box's, as COCO results carry them. Its
+    annotations follow each image's boxes in order."""
+    data = json.loads(file.read_text(encoding="utf-8"))
+    by_name = {Path(image).name: _scores_or_ones(detections) for image, detections in dataset.annotations.items()}
+    names = {entry["id"]: Path(entry["file_name"]).name for entry in data["images"]}
+    taken: Counter[str] = Counter()
+    for annotation in data["annotations"]:
+        name = names[annotation["image_id"]]
+        annotation["score"] = round(float(by_name[name][taken[name]]), 4)
+        taken[name] += 1
+    file.write_text(json.dumps(data), encoding="utf-8")
+
+
+def _add_yolo_scores(dataset: sv.DetectionDataset, folder: Path) -> None:
+    """supervision writes YOLO without scores; add a sixth column, as Ultralytics' `save_conf` does."""
+    for image, detections in dataset.annotations.items():
+        label = folder / f"{Path(image).stem}.txt"
+        if not len(detections) or not label.is_file():
+            continue
+        lines = label.read_text(encoding="utf-8").splitlines()
+        scores = _scores_or_ones(detections)
+        label.write_text("".join(f"{line} {score:.4f}\n" for line, score in zip(lines, scores, strict=True)))
+
+
+def _swap_in(written: Path, target: Path) -> None:
+    """Put `written` where `target` is, replacing it whole (file or folder)."""
+    if written.is_dir() and target.is_dir():
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+        written.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(written, target)
