@@ -160,10 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--port", type=int, default=8081, help="port on 127.0.0.1 (default 8081; 0: any)")
     review.add_argument("--quiet", action="store_true", help="no info logs")
 
-    evaluation = commands.add_parser("eval", help="score predictions against labelled truth (docs/evaluation.md)")
-    evaluation.add_argument("--truth", type=Path, help="the labelled dataset")
-    evaluation.add_argument("--pred", type=Path, help="edgewatch run --json lines, or COCO results JSON")
-    evaluation.add_argument("--format", default="yolo", choices=("yolo", "coco", "voc"), help="the truth's format")
+    evaluation = commands.add_parser(
+        "eval", help="score a detector or classifier against labelled images (docs/evaluation.md)"
+    )
+    evaluation.add_argument("--truth", type=Path, help="the labelled dataset, or a folder of class folders")
+    evaluation.add_argument(
+        "--pred", type=Path, help="edgewatch run --json lines, COCO results JSON, or a dataset with scores"
+    )
+    evaluation.add_argument("--model", help="run this model (.onnx, .xml, or a built-in) on the truth images instead")
+    evaluation.add_argument("--format", choices=formats, help="the truth's format (default: guessed)")
     evaluation.add_argument("--iou", type=float, default=0.5, help="overlap that makes a match (default 0.5)")
     evaluation.add_argument("--score", type=_score, default=0.3, help="score threshold of the table (default 0.3)")
     evaluation.add_argument("--json", type=Path, help="write every figure as JSON")
@@ -382,13 +387,27 @@ def _eval(args: argparse.Namespace) -> int:
     if args.compare:
         print(ev.compare(args.compare))
         return 0
-    if args.truth is None or args.pred is None:
-        raise EdgewatchError("eval needs --truth and --pred", "or --compare a.json b.json ...")
-    classes, truth = ev.load_truth(args.truth, args.format)
-    coco_results = args.format == "coco" and args.pred.suffix == ".json"
-    predictions = (
-        ev.read_coco_results(args.pred, args.truth, classes) if coco_results else ev.read_run_json(args.pred, classes)
-    )
+    if args.truth is None or (args.pred is None) == (args.model is None):
+        raise EdgewatchError("eval needs --truth, and --pred or --model", "or --compare a.json b.json ...")
+    if ev.is_class_folders(args.truth):
+        classes, labels, images = ev.load_class_folders(args.truth)
+        if args.model is not None:
+            predicted = ev.predict_labels(ev.load_model(args.model), images.values())
+        else:
+            predicted = ev.read_run_classifications(args.pred)
+        result = ev.evaluate_classifier(labels, predicted, classes)
+        print(ev.classifier_table(result))
+        if args.json is not None:
+            args.json.write_text(json.dumps(result, indent=1))
+        return 0
+    dataset = ev.load_truth_dataset(args.truth, args.format)
+    classes, truth = list(dataset.classes), ev.by_file_name(dataset)
+    if args.model is not None:
+        predictions = ev.predict_boxes(ev.load_model(args.model), dataset.image_paths, classes)
+    else:
+        folders = {Path(image).parent for image in dataset.image_paths}
+        images = folders.pop() if len(folders) == 1 else None
+        predictions = ev.read_predictions(args.pred, classes, truth=args.truth, truth_images=images)
     result = ev.evaluate(truth, predictions, classes, iou=args.iou, score=args.score)
     print(result.table())
     if args.json is not None:

@@ -4,6 +4,7 @@ validation."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -389,3 +390,14 @@ def test_detect_format_names_each_layout(datasets, tmp_path):
     assert detect_format(capture) == "coco"
     with pytest.raises(EdgewatchError, match="no dataset"):
         detect_format(tmp_path / "drawn")
+
+
+def test_the_chain_voc_csv_sagemaker_coco_yolo_voc_keeps_every_box_and_label(datasets, tmp_path):
+    chain = ["voc", "csv", "sagemaker", "coco", "yolo", "voc"]
+    here = datasets["voc"]
+    for source, target in itertools.pairwise(chain):
+        there = tmp_path / f"chain_{chain.index(source)}_{target}"
+        report = convert(source, target, here, there, images=images_option(source, here))
+        assert report.skipped == []
+        here = there
+    assert_matches_truth(load("voc", here)[0])  # within 1 px of the drawn boxes, every label

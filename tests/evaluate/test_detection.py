@@ -268,3 +268,67 @@ def test_yolo_truth_is_read_in_pixels(tmp_path: Path) -> None:
     assert classes == CLASSES
     assert truth["a.jpg"].xyxy[0].tolist() == pytest.approx([90, 40, 110, 60], abs=1e-3)
     assert truth["a.jpg"].class_id.tolist() == [CAR]
+
+
+def random_scene(seed: int, images: int = 12) -> tuple[dict[str, sv.Detections], dict[str, sv.Detections]]:
+    """Truth boxes of three classes and a noisy detector's predictions on them: jittered boxes, some
+    missed, some of the wrong class, some where nothing is, scores all over."""
+    rng = np.random.default_rng(seed)
+    truth, predictions = {}, {}
+    for k in range(images):
+        count = int(rng.integers(0, 8))
+        xy = rng.uniform(0, 500, (count, 2))
+        wh = rng.uniform(8, 120, (count, 2))
+        boxes = np.hstack([xy, xy + wh])
+        classes = rng.integers(0, 3, count)
+        truth[f"{k}.jpg"] = sv.Detections(xyxy=boxes, class_id=classes)
+        kept = rng.random(count) > 0.2
+        jitter = rng.normal(0, 0.08, (count, 4)) * np.hstack([wh, wh])
+        flipped = np.where(rng.random(count) < 0.1, (classes + 1) % 3, classes)
+        extra = int(rng.integers(0, 3))
+        extra_xy = rng.uniform(0, 500, (extra, 2))
+        pred_boxes = np.vstack([(boxes + jitter)[kept], np.hstack([extra_xy, extra_xy + 40])])
+        pred_classes = np.concatenate([flipped[kept], rng.integers(0, 3, extra)])
+        scores = rng.uniform(0.05, 1.0, len(pred_boxes))
+        predictions[f"{k}.jpg"] = sv.Detections(xyxy=pred_boxes, class_id=pred_classes, confidence=scores)
+    return truth, predictions
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ap50_and_map_equal_pycocotools_on_the_same_boxes(tmp_path: Path, seed: int) -> None:
+    pytest.importorskip("pycocotools")
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    truth, predictions = random_scene(seed)
+    names = ["a", "b", "c"]
+    images = [{"id": k + 1, "file_name": name, "width": 640, "height": 640} for k, name in enumerate(truth)]
+    ids = {entry["file_name"]: entry["id"] for entry in images}
+
+    def xywh(box: np.ndarray) -> list[float]:
+        return [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])]
+
+    annotations = [
+        {"id": n + 1, "image_id": ids[name], "category_id": int(c) + 1, "bbox": xywh(b), "iscrowd": 0,
+         "area": float((b[2] - b[0]) * (b[3] - b[1]))}
+        for n, (name, b, c) in enumerate(
+            (name, b, c) for name, d in truth.items() for b, c in zip(d.xyxy, d.class_id, strict=True)
+        )
+    ]  # fmt: skip
+    results = [
+        {"image_id": ids[name], "category_id": int(c) + 1, "bbox": xywh(b), "score": float(s)}
+        for name, d in predictions.items()
+        for b, c, s in zip(d.xyxy, d.class_id, d.confidence, strict=True)
+    ]
+    categories = [{"id": k + 1, "name": name} for k, name in enumerate(names)]
+    (tmp_path / "truth.json").write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": categories})
+    )
+    coco = COCO(str(tmp_path / "truth.json"))
+    check = COCOeval(coco, coco.loadRes(results), "bbox")
+    check.evaluate()
+    check.accumulate()
+    check.summarize()
+    result = evaluate(truth, predictions, names)
+    assert result.overall.map == pytest.approx(check.stats[0], abs=0.001)
+    assert result.overall.ap50 == pytest.approx(check.stats[1], abs=0.001)

@@ -1,20 +1,31 @@
-"""`edgewatch eval` end to end: the trained street model's predictions from `edgewatch run --json`,
-scored against the scene's own labels."""
+"""`edgewatch eval` end to end: the trained street model scored against the scene's own labels, from
+its `edgewatch run --json` lines, from a model run by eval itself, and from predictions saved as a
+dataset; the door classifier scored against a folder per class; and the bad inputs."""
 
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import cv2
+import numpy as np
+import pytest
+import supervision as sv
 
+from edgewatch.data.datasets import load, save
+from edgewatch.sources.door import DoorScene
 from edgewatch.sources.synthetic import LABELS, StreetScene
 
 
-def test_eval_scores_a_run_against_yolo_labels(run_cli, tmp_path):
-    dataset = tmp_path / "valid"
+@pytest.fixture(scope="module")
+def street_truth(tmp_path_factory) -> tuple[Path, int]:
+    """A YOLO validation split of unseen street frames (Ultralytics' layout: data.yaml above it), and
+    how many boxes it holds."""
+    dataset = tmp_path_factory.mktemp("street") / "valid"
     (dataset / "images").mkdir(parents=True)
     (dataset / "labels").mkdir()
-    (dataset / "data.yaml").write_text("names: [person, car]\n")
+    (dataset.parent / "data.yaml").write_text("names: [person, car]\n")
     scene = StreetScene(seed=100_010, seconds=30, cars=10, people=12)
     boxes = 0
     for index in range(0, scene.frame_count, 50):
@@ -31,6 +42,11 @@ def test_eval_scores_a_run_against_yolo_labels(run_cli, tmp_path):
             )
         boxes += len(rows)
         (dataset / "labels" / f"{name}.txt").write_text("".join(row + "\n" for row in rows))
+    return dataset, boxes
+
+
+def test_eval_scores_a_run_against_yolo_labels(run_cli, tmp_path, street_truth):
+    dataset, boxes = street_truth
     ran = run_cli("run", "--source", str(dataset / "images"), "--detector", "street", "--json", "pred.jsonl", "--quiet")
     assert ran.returncode == 0, ran.stderr.decode()
     done = run_cli("eval", "--truth", str(dataset), "--pred", "pred.jsonl", "--format", "yolo", "--json", "v1.json",
@@ -45,3 +61,105 @@ def test_eval_scores_a_run_against_yolo_labels(run_cli, tmp_path):
     assert cv2.imread(str(tmp_path / "pr.png")) is not None
     compared = run_cli("eval", "--compare", "v1.json", "v1.json")
     assert compared.returncode == 0 and compared.stdout.decode().count("v1") == 2
+
+
+def test_eval_runs_the_model_itself_on_truth_in_any_format(run_cli, tmp_path, street_truth):
+    dataset, boxes = street_truth
+    done = run_cli("eval", "--truth", str(dataset), "--model", "street", "--json", "yolo.json")
+    assert done.returncode == 0, done.stderr.decode()
+    from_yolo = json.loads((tmp_path / "yolo.json").read_text())["overall"]
+    assert from_yolo["expected"] == boxes and from_yolo["ap50"] >= 0.9
+    converted = run_cli("data", "convert", "--from", "yolo", "--to", "sagemaker", str(dataset), "truth-sm")
+    assert converted.returncode == 0, converted.stderr.decode()
+    done = run_cli("eval", "--truth", "truth-sm", "--model", "street", "--json", "sagemaker.json")  # format guessed
+    assert done.returncode == 0, done.stderr.decode()
+    from_sagemaker = json.loads((tmp_path / "sagemaker.json").read_text())["overall"]
+    assert from_sagemaker["expected"] == boxes
+    assert from_sagemaker["ap50"] == pytest.approx(from_yolo["ap50"], abs=0.01)  # SageMaker rounds to 0.1 px
+
+
+def shifted(dataset: sv.DetectionDataset, by: float) -> sv.DetectionDataset:
+    """The labels as a model that is right but for `by` pixels, sure of every box at 0.9."""
+    annotations = {
+        image: sv.Detections(xyxy=d.xyxy + by, class_id=d.class_id, confidence=np.full(len(d), 0.9, np.float32))
+        for image, d in dataset.annotations.items()
+    }
+    return sv.DetectionDataset(classes=dataset.classes, images=list(annotations), annotations=annotations)
+
+
+@pytest.mark.parametrize("format", ["coco", "csv", "yolo"])
+def test_predictions_saved_as_a_dataset_with_scores_are_scored(run_cli, tmp_path, street_truth, format):
+    dataset, boxes = street_truth
+    truth, _ = load("yolo", dataset)
+    save(shifted(truth, 0.0), format, tmp_path / "pred")
+    done = run_cli("eval", "--truth", str(dataset), "--pred", "pred", "--json", "result.json")
+    assert done.returncode == 0, done.stderr.decode()
+    overall = json.loads((tmp_path / "result.json").read_text())["overall"]
+    assert (overall["true"], overall["false"], overall["missed"]) == (boxes, 0, 0)
+    assert overall["mean_confidence_true"] == pytest.approx(0.9)  # the scores were read, not taken as 1
+    assert overall["map"] > 0.99
+
+
+def test_an_ultralytics_labels_folder_without_images_reads_against_the_truth_images(run_cli, tmp_path, street_truth):
+    dataset, boxes = street_truth
+    truth, _ = load("yolo", dataset)
+    save(shifted(truth, 0.0), "yolo", tmp_path / "predict")
+    shutil.rmtree(tmp_path / "predict" / "images")  # `save_txt` writes labels/ alone
+    done = run_cli("eval", "--truth", str(dataset), "--pred", "predict", "--json", "result.json")
+    assert done.returncode == 0, done.stderr.decode()
+    overall = json.loads((tmp_path / "result.json").read_text())["overall"]
+    assert (overall["true"], overall["ap50"]) == (boxes, 1.0)
+
+
+@pytest.fixture(scope="module")
+def door_truth(tmp_path_factory) -> Path:
+    """Unseen door frames in a folder per state (ImageFolder's layout), 3 s apart."""
+    root = tmp_path_factory.mktemp("door") / "truth"
+    scene = DoorScene(seed=100_020, seconds=150)
+    for index in range(0, scene.frame_count, 75):
+        image, state = scene.render(index)
+        (root / state).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / state / f"door_{index:05d}.jpg"), image)
+    return root
+
+
+def test_a_classifier_is_scored_with_accuracy_and_a_confusion_matrix(run_cli, tmp_path, door_truth):
+    done = run_cli("eval", "--truth", str(door_truth), "--model", "door", "--json", "door.json")
+    assert done.returncode == 0, done.stderr.decode()
+    result = json.loads((tmp_path / "door.json").read_text())
+    assert result["images"] == 50
+    assert result["accuracy"] >= 0.95  # the model's held-out figure is 0.996
+    assert set(result["per_class"]) == {"closed", "open"}
+    assert all(row["support"] > 0 for row in result["per_class"].values())
+    assert np.array(result["confusion_matrix"]).sum() == 50
+    assert "truth \\ predicted" in done.stdout.decode() and "accuracy" in done.stdout.decode()
+
+
+def test_a_classifier_run_is_scored_from_its_json_lines(run_cli, tmp_path, door_truth):
+    for state in ("closed", "open"):
+        ran = run_cli("run", "--source", str(door_truth / state), "--detector", "door", "--json", f"{state}.jsonl")
+        assert ran.returncode == 0, ran.stderr.decode()
+    lines = [(tmp_path / f"{state}.jsonl").read_text() for state in ("closed", "open")]
+    (tmp_path / "pred.jsonl").write_text("".join(lines))
+    done = run_cli("eval", "--truth", str(door_truth), "--pred", "pred.jsonl", "--json", "door.json")
+    assert done.returncode == 0, done.stderr.decode()
+    assert json.loads((tmp_path / "door.json").read_text())["accuracy"] >= 0.95
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--truth", "missing", "--model", "street"], "no such truth dataset"),
+        (["--truth", "TRUTH", "--model", "nosuch.onnx"], "no such model"),
+        (["--truth", "TRUTH", "--model", "street", "--pred", "p.jsonl"], "--pred or --model"),
+        (["--truth", "TRUTH", "--pred", "missing.jsonl"], "no such"),
+        (["--truth", "TRUTH", "--pred", "empty-folder"], "no dataset"),
+    ],
+)
+def test_bad_eval_input_is_one_line_and_exit_2(run_cli, tmp_path, street_truth, args, message):
+    (tmp_path / "empty-folder").mkdir()
+    args = [str(street_truth[0]) if arg == "TRUTH" else arg for arg in args]
+    done = run_cli("eval", *args)
+    assert done.returncode == 2
+    error = done.stderr.decode().strip()
+    assert message in error and "Traceback" not in error and len(error.splitlines()) == 1

@@ -511,6 +511,7 @@ def _read_yolo(path: Path, image_dir: Path | None, fixed: list[str] | None) -> _
         raise EdgewatchError(f"{path} is no YOLO dataset: not a folder", "name the folder with labels/ and data.yaml")
     labels = path / "labels" if (path / "labels").is_dir() else path
     names_files = [path / "data.yaml", path / "classes.txt", path / "obj.names", labels / "classes.txt"]
+    names_files.append(path.parent / "data.yaml")  # Ultralytics' layout: splits in folders beside data.yaml
     names_file = next((file for file in names_files if file.is_file()), None)
     dirs = _image_dirs(image_dir, path / "images", path, path.parent / "images")
     dirs = [next((folder for folder in dirs if _images_in(folder)), dirs[0])] if dirs else []

@@ -7,36 +7,54 @@ Example:
     >>> print(evaluate(truth, read_run_json("run.jsonl", classes), classes).table())  # doctest: +SKIP
 """
 
-from edgewatch.evaluate.classification import classifier_table, evaluate_classifier, read_run_classifications
+from edgewatch.evaluate.classification import (
+    classifier_table,
+    evaluate_classifier,
+    is_class_folders,
+    load_class_folders,
+    read_run_classifications,
+)
 from edgewatch.evaluate.detection import (
     TRUTH_FORMATS,
     ClassScores,
     Evaluation,
     PRCurve,
+    by_file_name,
     compare,
     evaluate,
     load_truth,
+    load_truth_dataset,
     match,
     pr_curve_png,
     read_coco_results,
     read_evaluation,
+    read_predictions,
     read_run_json,
 )
+from edgewatch.evaluate.predict import load_model, predict_boxes, predict_labels
 
 __all__ = [
     "TRUTH_FORMATS",
     "ClassScores",
     "Evaluation",
     "PRCurve",
+    "by_file_name",
     "classifier_table",
     "compare",
     "evaluate",
     "evaluate_classifier",
+    "is_class_folders",
+    "load_class_folders",
+    "load_model",
     "load_truth",
+    "load_truth_dataset",
     "match",
     "pr_curve_png",
+    "predict_boxes",
+    "predict_labels",
     "read_coco_results",
     "read_evaluation",
+    "read_predictions",
     "read_run_classifications",
     "read_run_json",
 ]

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from edgewatch.data.datasets import IMAGE_SUFFIXES
 from edgewatch.errors import EdgewatchError
 from edgewatch.evaluate.detection import _json_lines, _markdown
 
@@ -90,6 +91,49 @@ def read_run_classifications(path: Path) -> dict[str, str]:
             )
         predicted[Path(record["file"]).name] = str(classification["label"])
     return predicted
+
+
+def is_class_folders(path: Path) -> bool:
+    """Whether `path` is labelled images for a classifier: one folder per class holding its images
+    (torchvision's ImageFolder layout), and no detection annotations."""
+    path = Path(path)
+    if not path.is_dir() or any((path / name).exists() for name in _DETECTION_LAYOUT):
+        return False
+    folders = [folder for folder in path.iterdir() if folder.is_dir() and not folder.name.startswith(".")]
+    return bool(folders) and all(_images_in(folder) for folder in folders)
+
+
+_DETECTION_LAYOUT = ("annotations", "labels", "annotations.csv", "annotations.json", "data.yaml")
+
+
+def load_class_folders(path: Path) -> tuple[list[str], dict[str, str], dict[str, Path]]:
+    """(class names, image file name -> true label, image file name -> path) of a folder per class.
+
+    Example:
+        >>> classes, truth, images = load_class_folders(Path("door-truth"))  # doctest: +SKIP
+        >>> classes, truth["frame_0001.jpg"]  # doctest: +SKIP
+        (['closed', 'open'], 'open')
+    """
+    if not is_class_folders(path):
+        raise EdgewatchError(
+            f"{path} is not a folder of class folders", "put each class's images in a folder named after it"
+        )
+    classes = sorted(
+        folder.name for folder in Path(path).iterdir() if folder.is_dir() and not folder.name.startswith(".")
+    )
+    truth, images = {}, {}
+    for label in classes:
+        for image in _images_in(Path(path) / label):
+            if image.name in truth:
+                raise EdgewatchError(
+                    f"{image.name} is in {truth[image.name]}/ and {label}/", "images are matched by file name"
+                )
+            truth[image.name], images[image.name] = label, image
+    return classes, truth, images
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def _ratio(part: int, whole: int) -> float | None:

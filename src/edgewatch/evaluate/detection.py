@@ -13,19 +13,19 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import cv2
 import numpy as np
 import supervision as sv
 from supervision.metrics import MeanAveragePrecision
 
+from edgewatch.data import datasets
 from edgewatch.errors import EdgewatchError
 
 log = logging.getLogger(__name__)
 
-TruthFormat = Literal["yolo", "coco", "voc"]
-TRUTH_FORMATS: tuple[str, ...] = ("yolo", "coco", "voc")
+TRUTH_FORMATS: tuple[str, ...] = datasets.FORMATS
 
 
 @dataclass(frozen=True)
@@ -284,37 +284,96 @@ def match(truth: sv.Detections, predictions: sv.Detections, iou: float = 0.5) ->
 # --- reading truth and predictions ----------------------------------------------------------------
 
 
-def load_truth(path: Path, format: TruthFormat) -> tuple[list[str], dict[str, sv.Detections]]:
-    """Labelled images as (class names, image file name -> truth boxes in pixels).
+def load_truth(path: Path, format: str | None = None) -> tuple[list[str], dict[str, sv.Detections]]:
+    """Labelled images as (class names, image file name -> truth boxes in pixels); see `load_truth_dataset`."""
+    dataset = load_truth_dataset(path, format)
+    return list(dataset.classes), by_file_name(dataset)
 
-    * `yolo`: a folder with `images/` and `labels/`, its `data.yaml` in it or its parent (or the
-      `data.yaml` itself, `images/` and `labels/` beside it). The images are read for their size.
-    * `coco`: the annotation JSON; the images need not be there.
-    * `voc`: a folder with `images/` and `annotations/` (or the devkit's `JPEGImages/` and `Annotations/`).
+
+def by_file_name(dataset: sv.DetectionDataset) -> dict[str, sv.Detections]:
+    """The dataset's boxes by image file name, as predictions are matched to them."""
+    return _by_name(dataset.annotations, "labelled")
+
+
+def load_truth_dataset(path: Path, format: str | None = None) -> sv.DetectionDataset:
+    """The labelled dataset, in any format `edgewatch data` reads (guessed when `format` is None).
+
+    * `coco`: the annotation JSON (or its folder); the images need not be there, COCO states their sizes.
+    * `yolo`: a folder with `images/` and `labels/`, its `data.yaml` in it or its parent (Ultralytics'
+      split layout), or the `data.yaml` itself.
+    * `voc`, `csv`, `sagemaker`: as `edgewatch data convert` reads them (docs/datasets.md).
+
+    Annotations that cannot be used are left out with a warning each, as `data convert` reports them.
     """
     path = Path(path)
     if not path.exists():
         raise EdgewatchError(f"no such truth dataset: {path}", "give the labelled dataset's folder or file")
-    try:
-        if format == "yolo":
-            dataset = _load_yolo(path)
-        elif format == "coco":
-            if not path.is_file():
-                raise EdgewatchError(f"{path} is not a COCO annotation file", "give the COCO JSON file itself")
-            dataset = sv.DetectionDataset.from_coco(images_directory_path=str(path.parent), annotations_path=str(path))
-        elif format == "voc":
-            images, annotations = _first_pair(path, [("images", "annotations"), ("JPEGImages", "Annotations")])
-            dataset = sv.DetectionDataset.from_pascal_voc(
-                images_directory_path=str(images), annotations_directory_path=str(annotations)
+    if path.is_file() and path.suffix in (".yaml", ".yml"):
+        path, format = path.parent, format or "yolo"
+    format = format or datasets.detect_format(path)
+    if format == "coco":
+        file = path if path.is_file() else next(iter(sorted(path.glob("*.json"))), path)
+        if not file.is_file():
+            raise EdgewatchError(f"{path} is not a COCO annotation file", "give the COCO JSON file itself")
+        try:
+            return sv.DetectionDataset.from_coco(images_directory_path=str(file.parent), annotations_path=str(file))
+        except (ValueError, KeyError, TypeError, OSError) as error:
+            raise EdgewatchError(f"cannot read COCO dataset {file}: {error}", "check the file") from error
+    dataset, skipped = datasets.load(format, path)
+    for line in skipped:
+        log.warning("left out of the truth: %s", line)
+    return dataset
+
+
+def read_predictions(
+    path: Path, classes: list[str], truth: Path | None = None, truth_images: Path | None = None
+) -> dict[str, sv.Detections]:
+    """Predictions in whichever form `path` has, by image file name:
+
+    * a folder, or a `.csv`: a dataset in any format, each box with its score where the format keeps
+      one (all but VOC; boxes without a score count as 1.0). A folder without `images/` (Ultralytics'
+      `labels/` of `save_txt`) is read against `truth_images`, the labelled images.
+    * a `.json` list: COCO results, named through the `truth` COCO file.
+    * a `.json` dataset: COCO with a `score` per annotation.
+    * anything else: the JSON lines of `edgewatch run --json`.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise EdgewatchError(f"no such predictions file or folder: {path}", "check the path")
+    if path.suffix == ".json" and isinstance(_read_json(path), list):
+        if truth is None or Path(truth).suffix != ".json":
+            raise EdgewatchError(
+                "COCO results need COCO truth: its file gives the image ids", "give --truth the COCO JSON file"
             )
-        else:
-            raise EdgewatchError(f"unknown truth format {format!r}", f"use one of {', '.join(TRUTH_FORMATS)}")
-    except (ValueError, KeyError, OSError) as error:
-        raise EdgewatchError(f"cannot read {format} dataset {path}: {error}", "check the dataset's layout") from error
-    truth = {Path(image).name: detections for image, detections in dataset.annotations.items()}
-    if len(truth) != len(dataset.annotations):
-        raise EdgewatchError(f"{path} has two images of the same file name", "predictions are matched by file name")
-    return list(dataset.classes), truth
+        return read_coco_results(path, Path(truth), classes)
+    if path.is_dir() or path.suffix in (".csv", ".json"):
+        format = datasets.detect_format(path)
+        images = None if path.is_file() or (path / "images").is_dir() else truth_images
+        found, skipped = datasets.load(format, path, images=images)
+        for line in skipped:
+            log.warning("left out of the predictions: %s", line)
+        return _renamed(found, classes)
+    return read_run_json(path, classes)
+
+
+def _renamed(found: sv.DetectionDataset, classes: list[str]) -> dict[str, sv.Detections]:
+    """`found`'s boxes with the class ids of `classes` (names matched ignoring case), by image file name;
+    boxes of other classes are left out with a warning."""
+    index = {name.lower(): k for k, name in enumerate(classes)}
+    mapping = np.array([index.get(name.lower(), -1) for name in found.classes] + [-1], dtype=int)
+    predictions: dict[str, sv.Detections] = {}
+    unknown: Counter[str] = Counter()
+    for image, detections in found.annotations.items():
+        class_ids = mapping[detections.class_id] if len(detections) else np.zeros(0, dtype=int)
+        for class_id in detections.class_id[class_ids < 0]:
+            unknown[found.classes[class_id]] += 1
+        keep = class_ids >= 0
+        scores = detections.confidence if detections.confidence is not None else np.ones(len(detections))
+        predictions[Path(image).name] = _detections(detections.xyxy[keep], class_ids[keep], scores[keep])
+    if unknown:
+        left_out = ", ".join(f"{label} ({count})" for label, count in unknown.most_common())
+        log.warning("left out predicted labels the truth does not have: %s", left_out)
+    return predictions
 
 
 def read_run_json(path: Path, classes: list[str]) -> dict[str, sv.Detections]:
@@ -582,24 +641,3 @@ def _json_lines(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
         if not isinstance(record, dict):
             raise EdgewatchError(f"{path} line {number} is not a JSON object", "give `edgewatch run --json` lines")
         yield number, record
-
-
-def _first_pair(root: Path, names: list[tuple[str, str]]) -> tuple[Path, Path]:
-    for images, labels in names:
-        if (root / images).is_dir() and (root / labels).is_dir():
-            return root / images, root / labels
-    expected = " or ".join(f"{a}/ and {b}/" for a, b in names)
-    raise EdgewatchError(f"{root} has no {expected}", "give the dataset folder that holds them")
-
-
-def _load_yolo(path: Path) -> sv.DetectionDataset:
-    folder = path.parent if path.is_file() else path
-    yaml_path = path if path.is_file() else next(
-        (p for p in (folder / "data.yaml", folder.parent / "data.yaml") if p.is_file()), None
-    )  # fmt: skip
-    if yaml_path is None:
-        raise EdgewatchError(f"no data.yaml in {folder} or its parent", "YOLO datasets name their classes there")
-    images, labels = _first_pair(folder, [("images", "labels")])
-    return sv.DetectionDataset.from_yolo(
-        images_directory_path=str(images), annotations_directory_path=str(labels), data_yaml_path=str(yaml_path)
-    )

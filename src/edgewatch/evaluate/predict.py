@@ -1,0 +1,73 @@
+"""Running a model on labelled images, for `edgewatch eval --model`: the same detectors `edgewatch run`
+loads, applied to each image once, their boxes or labels kept by image file name."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import supervision as sv
+
+from edgewatch.errors import EdgewatchError
+from edgewatch.models import BUILTIN_DETECTORS, Detector, load_detector
+
+log = logging.getLogger(__name__)
+
+
+def load_model(spec: str) -> Detector:
+    """A built-in detector by name (`street`, `door`, `hog`, ...) or a model file (`.onnx`; `.xml` runs
+    on OpenVINO).
+
+    Example:
+        >>> load_model("door").labels
+        ['closed', 'open']
+    """
+    if spec in BUILTIN_DETECTORS:
+        return load_detector(spec)
+    if not Path(spec).is_file():
+        raise EdgewatchError(f"no such model: {spec}", f"give an .onnx file or one of {', '.join(BUILTIN_DETECTORS)}")
+    return load_detector("openvino" if spec.lower().endswith(".xml") else "onnx", path=spec)
+
+
+def predict_boxes(detector: Detector, images: Iterable[str | Path], classes: list[str]) -> dict[str, sv.Detections]:
+    """The detector's boxes on each image, every score kept (AP needs the low ones), class ids mapped to
+    `classes` by label name, ignoring case; labels the truth lacks are left out with a warning."""
+    index = {name.lower(): k for k, name in enumerate(classes)}
+    mapping = np.array([index.get(label.lower(), -1) for label in detector.labels] + [-1], dtype=int)
+    unknown: Counter[str] = Counter()
+    predictions = {}
+    for image in images:
+        detections = detector.detect(_read(image))
+        class_ids = mapping[detections.class_id] if len(detections) else np.zeros(0, dtype=int)
+        unknown.update(detector.labels[class_id] for class_id in detections.class_id[class_ids < 0])
+        keep = class_ids >= 0
+        predictions[Path(image).name] = sv.Detections(
+            xyxy=detections.xyxy[keep].astype(float),
+            class_id=class_ids[keep],
+            confidence=np.asarray(detections.confidence, dtype=float)[keep],
+        )
+    if unknown:
+        log.warning("left out predicted labels the truth does not have: %s", ", ".join(sorted(unknown)))
+    return predictions
+
+
+def predict_labels(detector: Detector, images: Iterable[str | Path]) -> dict[str, str]:
+    """A whole-image classifier's label of each image, by file name."""
+    predicted = {}
+    for image in images:
+        classification = detector.detect(_read(image)).metadata.get("classification")
+        if classification is None:
+            raise EdgewatchError(f"{detector.name or 'the model'} is no classifier", "give a classifier's model")
+        predicted[Path(image).name] = str(classification["label"])
+    return predicted
+
+
+def _read(image: str | Path) -> np.ndarray:
+    picture = cv2.imread(str(image))
+    if picture is None:
+        raise EdgewatchError(f"cannot read image {image}", "is it a whole .jpg or .png?")
+    return picture
