@@ -87,7 +87,11 @@ def _serve(config: Config, hub: LiveHub, store: EventStore | None) -> WebServer:
             f"serving on {dashboard.host} would let anyone on the network in",
             "set dashboard: {token: ...} or EDGEWATCH_TOKEN, or serve on 127.0.0.1",
         )
-    app = create_app(hub, store, Path(config.storage.path) / "media", token)
+    # the review page offers each capturing camera's frames (docs/data.md)
+    captures = {
+        name: Path(config.storage.path) / "capture" / name for name, camera in config.cameras.items() if camera.capture
+    }
+    app = create_app(hub, store, Path(config.storage.path) / "media", token, review=captures)
     return WebServer(app, dashboard.host, dashboard.port).start()
 
 

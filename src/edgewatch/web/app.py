@@ -6,7 +6,7 @@ import asyncio
 import hmac
 import queue
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Res
 from edgewatch.sinks.store import EventStore
 from edgewatch.web.hub import LiveHub
 from edgewatch.web.metrics import render_metrics
+from edgewatch.web.review import ReviewFolders, review_router
 
 STATIC = Path(__file__).resolve().parent / "static"
 TOKEN_COOKIE = "edgewatch_token"
@@ -24,10 +25,15 @@ BOUNDARY = "frame"
 
 
 def create_app(
-    hub: LiveHub, store: EventStore | None = None, media_root: Path | None = None, token: str | None = None
+    hub: LiveHub,
+    store: EventStore | None = None,
+    media_root: Path | None = None,
+    token: str | None = None,
+    review: Mapping[str, Path] | None = None,
 ) -> FastAPI:
     """The app for a run: `hub` feeds the live parts, `store` the event list, `media_root` the clips
-    and snapshots. With `token`, every request needs it (bearer header, cookie, or `?token=` once,
+    and snapshots, `review` (name → dataset folder, such as the cameras' capture folders) the review
+    page at `/review`. With `token`, every request needs it (bearer header, cookie, or `?token=` once,
     which sets the cookie)."""
     app = FastAPI(title="edgewatch", description="Live video analytics: cameras, stats, events, media.")
     stop = threading.Event()
@@ -148,6 +154,8 @@ def create_app(
     def metrics() -> PlainTextResponse:
         return PlainTextResponse(render_metrics(hub), media_type="text/plain; version=0.0.4")
 
+    # Mounted even without folders: the page then says how to get some, instead of the link failing.
+    app.include_router(review_router(ReviewFolders(review or {}), dashboard=True))
     return app
 
 
