@@ -16,14 +16,13 @@ import httpx
 import pytest
 
 from brokers import free_port
+from browsers import CHROMIUM
 from media import edgewatch_command
 
-CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.is_file():
     pytest.skip(f"the browser tests drive Debian's chromium, and {CHROMIUM} is missing", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need the playwright package")
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 TOKEN = "s3cret-token"
 
 STREET = """
@@ -72,40 +71,6 @@ GRAB_TWICE = """async (img) => {
 }"""
 
 LIVE_ROWS = "rows => Object.fromEntries(rows.map((row) => [row.dataset.name, row.cells[1].textContent]))"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[sync_api.Browser]:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: sync_api.Browser) -> Iterator[sync_api.Page]:
-    """A fresh page (no cookies) whose console errors, uncaught errors and failed requests are kept
-    in `page.problems`."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    problems: list[str] = []
-
-    def console(message: sync_api.ConsoleMessage) -> None:
-        if message.type == "error":  # the page names an empty icon, so not even a favicon 404 is expected
-            problems.append(f"console: {message.text} ({message.location.get('url')})")
-
-    def failed(request: sync_api.Request) -> None:
-        # Leaving a page aborts its endless streams (video, live numbers); anything else is a fault.
-        endless = request.url.endswith("/stream.mjpeg") or request.url.endswith("/api/live")
-        if not (endless and request.failure == "net::ERR_ABORTED"):
-            problems.append(f"request failed: {request.url} {request.failure}")
-
-    page.on("console", console)
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("requestfailed", failed)
-    page.problems = problems  # type: ignore[attr-defined]
-    yield page
-    context.close()
 
 
 @contextmanager

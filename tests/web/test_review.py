@@ -22,6 +22,7 @@ from edgewatch.errors import EdgewatchError
 from edgewatch.web.app import create_app
 from edgewatch.web.hub import LiveHub
 from edgewatch.web.review import review_app
+from labelled import plain_dataset
 
 CLASSES = ["car", "person"]
 # name: [(class, x1, y1, x2, y2), ...]; every image 160x120
@@ -35,17 +36,7 @@ ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 def drafts(folder: Path, scores: dict[str, list[float]] | None = None) -> sv.DetectionDataset:
     """The JPEGs of DRAFTS in `folder/images/` and the dataset of their boxes (with `scores`, if given)."""
-    annotations = {}
-    for index, (name, boxes) in enumerate(DRAFTS.items()):
-        path = folder / "images" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        assert cv2.imwrite(str(path), np.full((120, 160, 3), 40 + 60 * index, dtype=np.uint8))
-        annotations[str(path)] = sv.Detections(
-            xyxy=np.array([box[1:] for box in boxes], dtype=np.float32).reshape(-1, 4),
-            class_id=np.array([CLASSES.index(box[0]) for box in boxes], dtype=int),
-            confidence=np.array(scores[name], dtype=np.float32) if scores else None,
-        )
-    return sv.DetectionDataset(classes=CLASSES, images=list(annotations), annotations=annotations)
+    return plain_dataset(folder / "images", DRAFTS, CLASSES, (160, 120), scores)
 
 
 @pytest.fixture

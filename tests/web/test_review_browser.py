@@ -13,63 +13,28 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
-import supervision as sv
 
+from browsers import CHROMIUM
 from edgewatch.data.datasets import load, save
+from labelled import plain_dataset
 from media import edgewatch_command
 
-CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.is_file():
     pytest.skip(f"the browser tests drive Debian's chromium, and {CHROMIUM} is missing", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need the playwright package")
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 CLASSES = ["car", "person"]
 # every image 320x240; c.jpg has nothing on it yet
 DRAFTS = {"a.jpg": [("car", 20, 30, 120, 150), ("person", 180, 40, 300, 220)], "b.jpg": [("car", 50, 50, 150, 120)],
           "c.jpg": []}  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[sync_api.Browser]:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: sync_api.Browser) -> Iterator[sync_api.Page]:
-    """A fresh page whose console errors, uncaught errors and failed requests are kept in `page.problems`."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda message: message.type == "error" and problems.append(f"console: {message.text}"))
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url} {request.failure}"))
-    page.problems = problems  # type: ignore[attr-defined]
-    yield page
-    context.close()
-
-
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
     """A Pascal VOC folder (images/, annotations/) of DRAFTS."""
-    annotations = {}
-    for index, (name, boxes) in enumerate(DRAFTS.items()):
-        path = tmp_path / "drawn" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        assert cv2.imwrite(str(path), np.full((240, 320, 3), 50 + 50 * index, dtype=np.uint8))
-        annotations[str(path)] = sv.Detections(
-            xyxy=np.array([box[1:] for box in boxes], dtype=np.float32).reshape(-1, 4),
-            class_id=np.array([CLASSES.index(box[0]) for box in boxes], dtype=int),
-        )
-    save(
-        sv.DetectionDataset(classes=CLASSES, images=list(annotations), annotations=annotations), "voc", tmp_path / "voc"
-    )
+    save(plain_dataset(tmp_path / "drawn", DRAFTS, CLASSES, (320, 240)), "voc", tmp_path / "voc")
     return tmp_path / "voc"
 
 
