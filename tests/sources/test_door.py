@@ -1,3 +1,4 @@
+import hashlib
 from itertools import pairwise
 
 import numpy as np
@@ -67,7 +68,7 @@ def test_the_light_drifts_slowly():
 
 def test_door_source():
     source = open_source("synthetic:door?seed=7&seconds=2")
-    assert isinstance(source, SyntheticSource) and source.info.uri == "synthetic:door?seed=7"
+    assert isinstance(source, SyntheticSource) and source.info.uri == "synthetic:door?seed=7&seconds=2"
     frames = []
     while (picture := source.read()) is not None:
         frames.append(picture.image)
@@ -75,3 +76,19 @@ def test_door_source():
     assert np.array_equal(frames[30], DoorScene(seed=7, seconds=2).render(30)[0])
     with pytest.raises(EdgewatchError, match="unknown synthetic scene option 'width'"):
         open_source("synthetic:door?width=320")
+
+
+def test_a_rarely_open_door_is_open_about_the_share_asked_and_the_default_scenes_are_unchanged():
+    for seed in range(3):
+        scene = DoorScene(seed=seed, seconds=3600, fps=5, open_share=0.05)
+        share = np.mean([scene.state(frame) == "open" for frame in range(scene.frame_count)])
+        assert 0.035 <= share <= 0.065, (seed, share)
+        intervals = scene.open_intervals()
+        assert len(intervals) >= 15 and all(end - start <= 9.1 for start, end in intervals)  # still 2-8 s open
+        usual = DoorScene(seed=seed, seconds=60)
+        assert (scene.door, scene.hinge_left) == (usual.door, usual.hinge_left)  # the same door
+    # The committed door classifier learnt these scenes: their openness, hashed before open_share existed.
+    openness = b"".join(DoorScene(seed=seed, seconds=60).openness.tobytes() for seed in range(4))
+    assert hashlib.sha256(openness).hexdigest() == "17496e9bea4b74d228829fe003cb0e24d9ff6bb6797fc3ae8c1bf77b2a38422a"
+    with pytest.raises(EdgewatchError, match=r"open_share=1\.5"):
+        DoorScene(open_share=1.5)

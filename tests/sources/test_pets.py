@@ -126,7 +126,7 @@ def test_animals_enter_through_the_doorway_or_the_sides():
 
 def test_pets_source():
     source = open_source("synthetic:pets?seed=2&seconds=5")
-    assert isinstance(source, SyntheticSource) and source.info.uri == "synthetic:pets?seed=2"
+    assert isinstance(source, SyntheticSource) and source.info.uri == "synthetic:pets?seed=2&seconds=5"
     frames = []
     while (picture := source.read()) is not None:
         frames.append(picture.image)

@@ -13,24 +13,11 @@ import numpy as np
 import supervision as sv
 
 from edgewatch.errors import EdgewatchError
-from edgewatch.models import BUILTIN_DETECTORS, Detector, load_detector
+from edgewatch.models import Detector, load_model
 
 log = logging.getLogger(__name__)
 
-
-def load_model(spec: str) -> Detector:
-    """A built-in detector by name (`street`, `door`, `hog`, ...) or a model file (`.onnx`; `.xml` runs
-    on OpenVINO).
-
-    Example:
-        >>> load_model("door").labels
-        ['closed', 'open']
-    """
-    if spec in BUILTIN_DETECTORS:
-        return load_detector(spec)
-    if not Path(spec).is_file():
-        raise EdgewatchError(f"no such model: {spec}", f"give an .onnx file or one of {', '.join(BUILTIN_DETECTORS)}")
-    return load_detector("openvino" if spec.lower().endswith(".xml") else "onnx", path=spec)
+__all__ = ["load_model", "predict_boxes", "predict_labels"]  # load_model: edgewatch.models'
 
 
 def predict_boxes(detector: Detector, images: Iterable[str | Path], classes: list[str]) -> dict[str, sv.Detections]:

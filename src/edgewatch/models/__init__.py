@@ -23,6 +23,7 @@ __all__ = [
     "STREET_DETECTOR",
     "Detector",
     "load_detector",
+    "load_model",
     "make_detections",
 ]
 
@@ -65,6 +66,25 @@ def load_detector(name: str, **options: Any) -> Detector:
         f"unknown detector '{name}'",
         f"use one of {', '.join(BUILTIN_DETECTORS)}, or a name defined under detectors: in the config",
     )
+
+
+def load_model(spec: str | Path) -> Detector:
+    """A built-in detector by name (`street`, `door`, `hog`, ...) or a model file (`.onnx`; `.xml`
+    runs on OpenVINO), as `--detector` / `--model` name them.
+
+    Raises:
+        EdgewatchError: neither a built-in nor an existing file.
+
+    Example:
+        >>> load_model("door").labels
+        ['closed', 'open']
+    """
+    spec = str(spec)
+    if spec in BUILTIN_DETECTORS:
+        return load_detector(spec)
+    if not Path(spec).is_file():
+        raise EdgewatchError(f"no such model: {spec}", f"give an .onnx file or one of {', '.join(BUILTIN_DETECTORS)}")
+    return load_detector("openvino" if spec.lower().endswith(".xml") else "onnx", path=spec)
 
 
 def _load_model(runtime: str, path: str, device: str | None = None, **options: Any) -> Detector:

@@ -95,6 +95,8 @@ def _synthetic(text: str) -> Source:
     allowed = {"seed": int, "seconds": float}
     if name == "street":  # the others are drawn for 640×360 at 25 fps
         allowed |= {"width": int, "height": int, "fps": float, "cars": int, "people": int}
+    if name == "door":
+        allowed |= {"open_share": float}  # a door that is rarely open, for the sampler's tests
     options = {}
     for key, value in parse_qsl(query):
         if key not in allowed:
@@ -107,4 +109,5 @@ def _synthetic(text: str) -> Source:
             raise EdgewatchError(
                 f"synthetic scene option seconds={value} is not a length", "give seconds above 0, e.g. seconds=10"
             )
-    return SyntheticSource(scenes[name](**options), name)
+    others = "&".join(f"{key}={value}" for key, value in parse_qsl(query) if key != "seed")
+    return SyntheticSource(scenes[name](**options), name, others)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from edgewatch.errors import EdgewatchError
 from edgewatch.sources.pets import time_intervals
 
 #: class order of the door classifier too
@@ -35,6 +36,10 @@ class DoorScene:
         fps: frames per second of the scene's clock.
         seconds: length of the scene.
         seed: the same seed gives the same scene, pixel for pixel.
+        open_share: about this share of the time open, in the long run (a door that is rarely open,
+            such as 0.05, for sampling the rare state); the door still stays open 2 to 8 s, and the
+            shut stretches last longer (or shorter) to match. None: open about half of the time.
+            Whatever the share, the seed draws the same door and wall.
     """
 
     width: int = 640
@@ -42,12 +47,17 @@ class DoorScene:
     fps: float = 25.0
     seconds: float = 20.0
     seed: int = 0
+    open_share: float | None = None
     door: tuple[int, int, int, int] = field(init=False)  # x1, y1, x2, y2 of the doorway
     hinge_left: bool = field(init=False)
     openness: np.ndarray = field(init=False, repr=False)  # per frame: share of the doorway that is open space
     brightness: np.ndarray = field(init=False, repr=False)  # per frame: factor on every pixel
 
     def __post_init__(self) -> None:
+        if self.open_share is not None and not 0 < self.open_share < 1:
+            raise EdgewatchError(
+                f"door open_share={self.open_share} is not a share", "give a number between 0 and 1, e.g. 0.05"
+            )
         rng = np.random.default_rng(self.seed)
         door_w = int(self.width * rng.uniform(0.17, 0.22))
         door_h = int(self.height * rng.uniform(0.6, 0.7))
@@ -105,11 +115,14 @@ class DoorScene:
         return image
 
     def _schedule(self, rng: np.random.Generator) -> np.ndarray:
-        """Openness per frame: shut or open for 2 to 8 s, then a swing of 0.5 to 1 s, eased."""
+        """Openness per frame: shut or open for 2 to 8 s, then a swing of 0.5 to 1 s, eased. With an
+        `open_share`, each shut stay is stretched by one factor; the draws stay the same ones, in the
+        same order, so that the default scene of every seed is the one the door classifier learnt."""
         openness = np.empty(self.frame_count)
-        frame, level = 0, float(rng.random() < 0.4)
+        frame, level = 0, float(rng.random() < (0.4 if self.open_share is None else self.open_share))
+        shut_factor = 1.0 if self.open_share is None else _shut_factor(self.open_share)
         while frame < self.frame_count:
-            stay = int(rng.uniform(2, 8) * self.fps)
+            stay = int(rng.uniform(2, 8) * self.fps * (shut_factor if level == 0 else 1.0))
             openness[frame : frame + stay] = level
             frame += stay
             swing = int(rng.uniform(0.5, 1.0) * self.fps)
@@ -150,3 +163,11 @@ class DoorScene:
         cv2.fillPoly(image, [side.round().astype(np.int32)], shade)
         knob = np.round(on_leaf(0.88, 0.5)).astype(int)
         cv2.circle(image, (int(knob[0]), int(knob[1])), 5, (40, 170, 200), -1)
+
+
+def _shut_factor(open_share: float) -> float:
+    """How much longer than the usual 2 to 8 s (5 s on average) the door stays shut for it to be open
+    `open_share` of the time. A cycle is open for 5 s plus half of each of its two swings (0.75 s on
+    average each), and shut for the shut stay plus the other halves: open / (open + shut) = share."""
+    opened, swings = 5.0 + 0.75, 0.75
+    return max(opened / open_share - opened - swings, 0.0) / 5.0

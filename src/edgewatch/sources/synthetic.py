@@ -360,13 +360,14 @@ class SyntheticSource(Source):
     Args:
         scene: the scene to play.
         name: its name in `synthetic:<name>`, for the source's uri.
+        options: the query it was opened with besides the seed (`seconds=10&cars=3`), for the uri.
     """
 
-    def __init__(self, scene: Scene, name: str = "street") -> None:
+    def __init__(self, scene: Scene, name: str = "street", options: str = "") -> None:
         self.scene = scene
         self._frame = 0
         self.info = SourceInfo(
-            uri=f"synthetic:{name}?seed={scene.seed}",
+            uri=f"synthetic:{name}?seed={scene.seed}" + (f"&{options}" if options else ""),
             fps=scene.fps,
             width=scene.width,
             height=scene.height,
