@@ -51,3 +51,6 @@ def test_a_broken_label_is_skipped_named_and_exit_1(run_cli, tmp_path):
     assert label.name in done.stderr.decode() and "2 images" in done.stdout.decode()
     missing = run_cli("data", "convert", "--from", "voc", "--to", "coco", "nowhere", "out")
     assert missing.returncode == 2 and len(missing.stderr.decode().strip().splitlines()) == 1
+    wrong = run_cli("data", "convert", "--from", "voc", "--to", "coco", "yolo", "out")  # a YOLO folder, named VOC
+    assert wrong.returncode == 2 and "no Pascal VOC dataset" in wrong.stderr.decode()
+    assert len(wrong.stderr.decode().strip().splitlines()) == 1 and not (tmp_path / "out").exists()
