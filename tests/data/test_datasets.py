@@ -15,6 +15,7 @@ import supervision as sv
 
 from edgewatch.data.convert import assign_splits, convert, split
 from edgewatch.data.datasets import FORMATS, detect_format, load, save, write_annotations
+from edgewatch.data.formats import sagemaker_record, yolo_lines
 from edgewatch.errors import EdgewatchError
 
 CLASSES = ["car", "person", "dog"]
@@ -401,3 +402,27 @@ def test_the_chain_voc_csv_sagemaker_coco_yolo_voc_keeps_every_box_and_label(dat
         assert report.skipped == []
         here = there
     assert_matches_truth(load("voc", here)[0])  # within 1 px of the drawn boxes, every label
+
+
+@pytest.mark.parametrize("format", ["yolo", "sagemaker"])
+def test_a_capture_folder_of_one_per_image_format_reads_as_it_is(tmp_path, format):
+    """The retraining capture's `yolo/` or `sagemaker/` beside `images/` (its `formats: [yolo]` or
+    `[sagemaker]`), as the review page opens it."""
+    capture = tmp_path / "capture"
+    draw(capture / "images" / "door_00000010.jpg", 96, 64, [])
+    xyxy, class_ids = np.array([[4.0, 10.0, 40.0, 30.0]]), [1]
+    if format == "yolo":
+        (capture / "yolo").mkdir()
+        (capture / "yolo" / "door_00000010.txt").write_text(yolo_lines(96, 64, xyxy, class_ids, [0.42]))
+        (capture / "yolo" / "classes.txt").write_text("closed\nopen\n")
+    else:
+        (capture / "sagemaker").mkdir()
+        record = sagemaker_record("door_00000010.jpg", 96, 64, xyxy, class_ids, ["closed", "open"], [0.42])
+        (capture / "sagemaker" / "door_00000010.json").write_text(json.dumps(record))
+    assert detect_format(capture) == format
+    found, skipped = load(format, capture)
+    assert skipped == []
+    (detections,) = found.annotations.values()
+    assert found.classes[int(detections.class_id[0])] == "open"
+    np.testing.assert_allclose(detections.xyxy, xyxy, atol=0.5)
+    assert detections.confidence.tolist() == pytest.approx([0.42])

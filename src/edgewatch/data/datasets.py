@@ -247,11 +247,11 @@ def detect_format(path: str | Path) -> str:
             return "csv"
         if (path / "annotations.json").is_file() or (path / "coco.json").is_file():
             return "coco"
-        if (path / "labels").is_dir() or (path / "data.yaml").is_file():
+        if (path / "labels").is_dir() or (path / "data.yaml").is_file() or (path / "yolo").is_dir():
             return "yolo"
         if any(annotations.glob("*.xml")) or any(path.glob("*.xml")):
             return "voc"
-        if any(annotations.glob("*.json")):
+        if any(annotations.glob("*.json")) or any((path / "sagemaker").glob("*.json")):
             return "sagemaker"
     raise EdgewatchError(
         f"{path} is no dataset edgewatch knows",
@@ -419,7 +419,7 @@ def _read_csv(path: Path, image_dir: Path | None, fixed: list[str] | None) -> _R
 
 
 def _read_sagemaker(path: Path, image_dir: Path | None, fixed: list[str] | None) -> _Read:
-    folder = _folder_with(path, "*.json", "annotations")
+    folder = _folder_with(path, "*.json", "annotations", "sagemaker")  # sagemaker/: the retraining capture
     if folder is None:
         raise EdgewatchError(
             f"{path} is no SageMaker dataset: no .json files in it or in annotations/",
@@ -509,7 +509,8 @@ _COCO_KEYS = ("images", "annotations", "categories")
 def _read_yolo(path: Path, image_dir: Path | None, fixed: list[str] | None) -> _Read:
     if not path.is_dir():
         raise EdgewatchError(f"{path} is no YOLO dataset: not a folder", "name the folder with labels/ and data.yaml")
-    labels = path / "labels" if (path / "labels").is_dir() else path
+    # labels/: Ultralytics and our writer; yolo/: the retraining capture
+    labels = next((folder for folder in (path / "labels", path / "yolo") if folder.is_dir()), path)
     names_files = [path / "data.yaml", path / "classes.txt", path / "obj.names", labels / "classes.txt"]
     names_files.append(path.parent / "data.yaml")  # Ultralytics' layout: splits in folders beside data.yaml
     names_file = next((file for file in names_files if file.is_file()), None)
