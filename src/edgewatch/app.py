@@ -173,7 +173,7 @@ def run_config(config: Config, outputs: Outputs) -> RunResult:
         if config.mqtt is not None:
             shared.append(_start_mqtt(config, resources))
         if outputs.store:
-            store = EventStore(Path(config.storage.path) / "events.sqlite")
+            store = EventStore(Path(config.storage.path) / "events.sqlite", max_days=config.storage.max_days)
             resources.callback(store.close)
             shared.append(store)
         hub = None

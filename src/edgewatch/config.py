@@ -266,7 +266,7 @@ class StorageConfig(StrictModel):
     """The local folder for media, event records, the event store and the outgoing queues."""
 
     path: str = Field("./edgewatch-data", description="folder; created when missing")
-    max_days: float | None = Field(None, gt=0, description="delete media older than this")
+    max_days: float | None = Field(None, gt=0, description="delete media and stored events older than this")
     max_gb: float | None = Field(None, gt=0, description="delete the oldest media beyond this total size")
     s3: S3Config | None = None
 

@@ -274,3 +274,22 @@ def test_a_config_run_keeps_its_events_and_a_damaged_store_stops_it_with_one_lin
     assert done.returncode == 2
     assert len(done.stderr.decode().strip().splitlines()) == 1 and "events.sqlite" in done.stderr.decode()
     assert damaged.read_bytes() == b"not a database at all" * 10
+
+
+def test_max_days_deletes_old_events_and_minutes_when_the_store_opens(tmp_path: Path):
+    """`storage.max_days` for the store: the store of a camera that runs for years stays bounded."""
+    now = datetime.now(UTC)
+    old, new = now - timedelta(days=40), now - timedelta(days=1)
+    path = tmp_path / "events.sqlite"
+    with EventStore(path) as store:
+        for when, label in ((old, "cat"), (new, "car")):
+            store.add([
+                make_event("object", "yard", 1.0, when, phase="start", label=label, track_id=1),
+                make_event("incident", "yard", 2.0, when, phase="start", rule="r", labels=[label, "dog"], id=label),
+            ])  # fmt: skip
+        assert store.count() == 4 and len(store.series()) == 2
+    with EventStore(path, max_days=30) as store:
+        assert sorted(event.get("label") or event["labels"][0] for event in store.events()) == ["car", "car"]
+        assert store.events(label="cat") == []  # the incident's labels went with it
+        assert [row["label"] for row in store.series()] == ["car"]
+        assert store.prune(30) == 0  # nothing left to delete

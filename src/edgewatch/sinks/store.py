@@ -13,7 +13,7 @@ import threading
 import time as clock
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 FILE_NAME = "events.sqlite"  # the store's name inside `storage.path`
 BUSY_TIMEOUT_S = 5.0  # how long to wait for another process (a reader's checkpoint, a second writer)
 WARN_EVERY_S = 60.0  # a full disk fails every write: one warning a minute, not one per event
+PRUNE_EVERY_S = 3600.0  # with max_days, old events go at open and then once an hour: days matter, not seconds
 
 # Applied in order, each in one transaction that also sets `PRAGMA user_version` to its number.
 # Never edit one that has shipped: add the next.
@@ -109,6 +110,8 @@ class EventStore:
 
     Args:
         path: the SQLite file, created when missing; an existing folder means `<folder>/events.sqlite`.
+        max_days: delete events and series older than this many days (by their wall time), when the
+            store opens and then once an hour (`storage.max_days`); None keeps everything.
 
     Raises:
         EdgewatchError: the file is not an event store, was written by a newer edgewatch, or cannot
@@ -124,8 +127,9 @@ class EventStore:
         ['car']
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, max_days: float | None = None) -> None:
         path = Path(path)
+        self.max_days = max_days
         self.path = path / FILE_NAME if path.is_dir() else path
         self.lost = 0  # messages a write error dropped
         self._lost_since_warning = 0
@@ -139,6 +143,8 @@ class EventStore:
         self._queue: list[_Write] = []  # writes waiting for the lock: the next holder commits them all
         self._queue_lock = threading.Lock()
         self._db = self._open()
+        self._pruned_at = -PRUNE_EVERY_S
+        self._prune_when_due()
 
     # --- opening ------------------------------------------------------------------------------
 
@@ -264,7 +270,36 @@ class EventStore:
                 log.warning("event store %s: malformed event ignored (%s): %.200r", self.path, error, event)
         if not rows:
             return 0
-        return self._commit(_Write(lambda db: _insert(db, rows), len(rows))) or 0
+        added = self._commit(_Write(lambda db: _insert(db, rows), len(rows))) or 0
+        self._prune_when_due()
+        return added
+
+    def prune(self, max_days: float, now: datetime | None = None) -> int:
+        """Deletes the events, and the minutes of the series, older than `max_days` before `now`.
+
+        Returns:
+            How many events were deleted (0 when an error stopped it, with a warning).
+
+        Example:
+            >>> store.prune(30)  # doctest: +SKIP
+            1204
+        """
+        cutoff = ((now or datetime.now(UTC)) - timedelta(days=max_days)).timestamp()
+
+        def delete(db: sqlite3.Connection) -> int:
+            db.execute("DELETE FROM series WHERE minute < ?", (_minute(cutoff),))
+            return db.execute("DELETE FROM events WHERE wall_epoch < ?", (cutoff,)).rowcount  # labels cascade
+
+        deleted = self._commit(_Write(delete, 0)) or 0
+        if deleted:
+            log.info("event store %s: %d events older than %g days deleted", self.path, deleted, max_days)
+        return deleted
+
+    def _prune_when_due(self) -> None:
+        now = clock.monotonic()
+        if self.max_days is not None and now - self._pruned_at >= PRUNE_EVERY_S:
+            self._pruned_at = now
+            self.prune(self.max_days)
 
     def close(self) -> None:
         """Closes the file; what was stored stays. Safe to call twice."""
