@@ -178,7 +178,7 @@ def run_config(config: Config, outputs: Outputs) -> RunResult:
             shared.append(store)
         hub = None
         if config.dashboard is not None:
-            hub = LiveHub()
+            hub = LiveHub(config.cameras)
             shared.append(hub)
         uploads = open_object_store(config.storage)
         if uploads is not None:

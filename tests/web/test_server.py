@@ -11,8 +11,11 @@ import time
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from brokers import free_port
+from edgewatch.web.app import create_app
+from edgewatch.web.hub import LiveHub
 from media import edgewatch_command
 
 SITE = """
@@ -154,3 +157,10 @@ def test_a_page_off_loopback_needs_a_token(tmp_path):
 
 def _metric(text: str, name: str) -> float:
     return float(next(line for line in text.splitlines() if line.startswith(name + " ")).split()[-1])
+
+
+def test_configured_cameras_are_listed_in_the_configs_order_before_their_first_frame():
+    client = TestClient(create_app(LiveHub(["street", "door", "alley"])))
+    cameras = client.get("/api/cameras").json()
+    assert [camera["name"] for camera in cameras] == ["street", "door", "alley"]  # not sorted: as configured
+    assert not any(camera["online"] for camera in cameras) and all(camera["frames"] == 0 for camera in cameras)

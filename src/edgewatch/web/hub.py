@@ -10,7 +10,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,8 +48,10 @@ class LiveHub:
         []
     """
 
-    def __init__(self) -> None:
-        self.feeds: dict[str, CameraFeed] = {}
+    def __init__(self, cameras: Iterable[str] = ()) -> None:
+        # the configured cameras first, in the config's order: the page shows their tiles in it,
+        # and a camera that has not delivered a frame yet shows as offline instead of missing
+        self.feeds: dict[str, CameraFeed] = {camera: CameraFeed(camera) for camera in cameras}
         self.latest_stats: dict[str, dict[str, Any]] = {}
         self.events_by_type: Counter[str] = Counter()
         self._subscribers: list[queue.Queue[str]] = []
@@ -62,7 +64,9 @@ class LiveHub:
             return self.feeds.setdefault(camera, CameraFeed(camera))
 
     def cameras(self) -> list[str]:
-        return sorted(self.feeds)
+        """The cameras in the config's order, then any other in the order its first frame came."""
+        with self._lock:
+            return list(self.feeds)
 
     # --- the sink ------------------------------------------------------------------------------
 

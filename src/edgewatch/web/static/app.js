@@ -161,12 +161,14 @@ function route() {
   }
 }
 
-const live = new EventSource("/api/live");
-live.onmessage = (message) => {
-  const data = JSON.parse(message.data);
-  if (data.kind === "stats") showStats(data.stats);
-  if (data.kind === "event" && location.hash === "#events") loadEvents();
-};
+function listen() {
+  const live = new EventSource("/api/live");
+  live.onmessage = (message) => {
+    const data = JSON.parse(message.data);
+    if (data.kind === "stats") showStats(data.stats);
+    if (data.kind === "event" && location.hash === "#events") loadEvents();
+  };
+}
 document.getElementById("filters").addEventListener("submit", (event) => {
   loadEvents(event);
   loadCharts();
@@ -175,7 +177,8 @@ window.addEventListener("hashchange", route);
 if (new URLSearchParams(location.search).has("token")) {
   history.replaceState(null, "", location.pathname + location.hash); // the cookie holds it now
 }
-refreshCameras();
+// the tiles first, in the config's order, then the live numbers (which would add tiles as they come)
+refreshCameras().finally(listen);
 setInterval(refreshCameras, 2000);
 setInterval(() => {
   if (location.hash === "#events") loadEvents(); // snapshots and clips are saved after their event ends
