@@ -515,9 +515,9 @@ def _read_yolo(path: Path, image_dir: Path | None, fixed: list[str] | None) -> _
     names_files.append(path.parent / "data.yaml")  # Ultralytics' layout: splits in folders beside data.yaml
     names_file = next((file for file in names_files if file.is_file()), None)
     dirs = _image_dirs(image_dir, path / "images", path, path.parent / "images")
-    dirs = [next((folder for folder in dirs if _images_in(folder)), dirs[0])] if dirs else []
+    dirs = [next((folder for folder in dirs if images_in(folder)), dirs[0])] if dirs else []
     files = sorted(file for file in labels.glob("*.txt") if file not in names_files)
-    if (names_file is None and fixed is None) or (not files and not (dirs and _images_in(dirs[0]))):
+    if (names_file is None and fixed is None) or (not files and not (dirs and images_in(dirs[0]))):
         raise EdgewatchError(
             f"{path} is no YOLO dataset: no labels/*.txt with a data.yaml, classes.txt or obj.names",
             "name the folder that holds them (or pass the class names with --classes)",
@@ -593,7 +593,7 @@ def _assemble(read: _Read, image_dir: Path | None, fixed: list[str] | None) -> t
         kept[str(image)] = (np.clip(item.xyxy, 0, [width, height, width, height]), item.names, item.scores)
         names_taken[image.name] = item.where
     if read.every_image or image_dir is not None:
-        for image in _images_in(read.image_dirs[0]) if read.image_dirs else []:
+        for image in images_in(read.image_dirs[0]) if read.image_dirs else []:
             if str(image) not in kept and image.stem not in rejected and image.name not in names_taken:
                 kept[str(image)] = (np.zeros((0, 4)), [], None)
                 names_taken[image.name] = image.name
@@ -656,7 +656,8 @@ def _find(name: str, folders: Iterable[Path]) -> Path | None:
     return None
 
 
-def _images_in(folder: Path) -> list[Path]:
+def images_in(folder: Path) -> list[Path]:
+    """The `.jpg`, `.jpeg` and `.png` files of `folder`, by name."""
     return sorted(path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
 
 

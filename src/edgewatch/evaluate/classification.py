@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edgewatch.data.datasets import IMAGE_SUFFIXES
+from edgewatch.data.datasets import images_in
 from edgewatch.errors import EdgewatchError
 from edgewatch.evaluate.detection import _json_lines, _markdown
 
@@ -100,7 +100,7 @@ def is_class_folders(path: Path) -> bool:
     if not path.is_dir() or any((path / name).exists() for name in _DETECTION_LAYOUT):
         return False
     folders = [folder for folder in path.iterdir() if folder.is_dir() and not folder.name.startswith(".")]
-    return bool(folders) and all(_images_in(folder) for folder in folders)
+    return bool(folders) and all(images_in(folder) for folder in folders)
 
 
 _DETECTION_LAYOUT = ("annotations", "labels", "annotations.csv", "annotations.json", "data.yaml")
@@ -123,17 +123,13 @@ def load_class_folders(path: Path) -> tuple[list[str], dict[str, str], dict[str,
     )
     truth, images = {}, {}
     for label in classes:
-        for image in _images_in(Path(path) / label):
+        for image in images_in(Path(path) / label):
             if image.name in truth:
                 raise EdgewatchError(
                     f"{image.name} is in {truth[image.name]}/ and {label}/", "images are matched by file name"
                 )
             truth[image.name], images[image.name] = label, image
     return classes, truth, images
-
-
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def _ratio(part: int, whole: int) -> float | None:

@@ -357,23 +357,41 @@ def read_predictions(
 
 
 def _renamed(found: sv.DetectionDataset, classes: list[str]) -> dict[str, sv.Detections]:
-    """`found`'s boxes with the class ids of `classes` (names matched ignoring case), by image file name;
-    boxes of other classes are left out with a warning."""
-    index = {name.lower(): k for k, name in enumerate(classes)}
-    mapping = np.array([index.get(name.lower(), -1) for name in found.classes] + [-1], dtype=int)
-    predictions: dict[str, sv.Detections] = {}
-    unknown: Counter[str] = Counter()
-    for image, detections in found.annotations.items():
-        class_ids = mapping[detections.class_id] if len(detections) else np.zeros(0, dtype=int)
-        for class_id in detections.class_id[class_ids < 0]:
-            unknown[found.classes[class_id]] += 1
-        keep = class_ids >= 0
-        scores = detections.confidence if detections.confidence is not None else np.ones(len(detections))
-        predictions[Path(image).name] = _detections(detections.xyxy[keep], class_ids[keep], scores[keep])
-    if unknown:
-        left_out = ", ".join(f"{label} ({count})" for label, count in unknown.most_common())
-        log.warning("left out predicted labels the truth does not have: %s", left_out)
+    """`found`'s boxes with the class ids of `classes`, by image file name (see `LabelMatcher`)."""
+    matcher = LabelMatcher(classes)
+    predictions = {Path(image).name: matcher.keep(d, found.classes) for image, d in found.annotations.items()}
+    matcher.warn()
     return predictions
+
+
+class LabelMatcher:
+    """Predicted labels to the truth's class ids, by name ignoring case. Boxes of a label the truth
+    does not have are left out (the truth cannot say whether they are right), counted for `warn`."""
+
+    def __init__(self, classes: list[str]) -> None:
+        self._index = {name.lower(): k for k, name in enumerate(classes)}
+        self.unknown: Counter[str] = Counter()
+
+    def id(self, label: Any) -> int | None:
+        """The truth's class id of `label`; None (and counted) when it has none."""
+        class_id = self._index.get(str(label).lower())
+        if class_id is None:
+            self.unknown[str(label)] += 1
+        return class_id
+
+    def keep(self, detections: sv.Detections, names: list[str]) -> sv.Detections:
+        """`detections`, whose class ids index `names`, with the truth's class ids and scores (1.0 where
+        none), the boxes of unknown labels left out."""
+        ids = np.array([self.id(names[class_id]) for class_id in detections.class_id], dtype=float)
+        keep = ~np.isnan(ids)
+        scores = detections.confidence if detections.confidence is not None else np.ones(len(detections))
+        return _detections(detections.xyxy[keep], ids[keep].astype(int), np.asarray(scores)[keep])
+
+    def warn(self) -> None:
+        """One warning naming the labels left out and how often."""
+        if self.unknown:
+            left_out = ", ".join(f"{label} ({count})" for label, count in self.unknown.most_common())
+            log.warning("left out predicted labels the truth does not have: %s", left_out)
 
 
 def read_run_json(path: Path, classes: list[str]) -> dict[str, sv.Detections]:
@@ -383,9 +401,8 @@ def read_run_json(path: Path, classes: list[str]) -> dict[str, sv.Detections]:
     mapped to `classes` by name (ignoring case); boxes of other labels are left out, with a warning,
     since the truth cannot say whether they are right.
     """
-    index = {name.lower(): k for k, name in enumerate(classes)}
+    matcher = LabelMatcher(classes)
     predictions: dict[str, sv.Detections] = {}
-    unknown: Counter[str] = Counter()
     for number, record in _json_lines(Path(path)):
         name = record.get("file")
         if not name:
@@ -398,17 +415,14 @@ def read_run_json(path: Path, classes: list[str]) -> dict[str, sv.Detections]:
             raise EdgewatchError(f"{path} has image {name!r} twice (line {number})", "run each image once")
         boxes, class_ids, scores = [], [], []
         for detection in record.get("detections", []):
-            k = index.get(str(detection.get("label", "")).lower())
+            k = matcher.id(detection.get("label", ""))
             if k is None:
-                unknown[str(detection.get("label"))] += 1
                 continue
             boxes.append(detection["box"])
             class_ids.append(k)
             scores.append(detection.get("score", 1.0))
         predictions[name] = _detections(boxes, class_ids, scores)
-    if unknown:
-        left_out = ", ".join(f"{label} ({count})" for label, count in unknown.most_common())
-        log.warning("left out predicted labels the truth does not have: %s", left_out)
+    matcher.warn()
     return predictions
 
 

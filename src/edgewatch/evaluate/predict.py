@@ -4,7 +4,6 @@ loads, applied to each image once, their boxes or labels kept by image file name
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 import supervision as sv
 
 from edgewatch.errors import EdgewatchError
+from edgewatch.evaluate.detection import LabelMatcher
 from edgewatch.models import Detector, load_model
 
 log = logging.getLogger(__name__)
@@ -23,22 +23,9 @@ __all__ = ["load_model", "predict_boxes", "predict_labels"]  # load_model: edgew
 def predict_boxes(detector: Detector, images: Iterable[str | Path], classes: list[str]) -> dict[str, sv.Detections]:
     """The detector's boxes on each image, every score kept (AP needs the low ones), class ids mapped to
     `classes` by label name, ignoring case; labels the truth lacks are left out with a warning."""
-    index = {name.lower(): k for k, name in enumerate(classes)}
-    mapping = np.array([index.get(label.lower(), -1) for label in detector.labels] + [-1], dtype=int)
-    unknown: Counter[str] = Counter()
-    predictions = {}
-    for image in images:
-        detections = detector.detect(_read(image))
-        class_ids = mapping[detections.class_id] if len(detections) else np.zeros(0, dtype=int)
-        unknown.update(detector.labels[class_id] for class_id in detections.class_id[class_ids < 0])
-        keep = class_ids >= 0
-        predictions[Path(image).name] = sv.Detections(
-            xyxy=detections.xyxy[keep].astype(float),
-            class_id=class_ids[keep],
-            confidence=np.asarray(detections.confidence, dtype=float)[keep],
-        )
-    if unknown:
-        log.warning("left out predicted labels the truth does not have: %s", ", ".join(sorted(unknown)))
+    matcher = LabelMatcher(classes)
+    predictions = {Path(image).name: matcher.keep(detector.detect(_read(image)), detector.labels) for image in images}
+    matcher.warn()
     return predictions
 
 
