@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import cv2
+import httpx
 import numpy as np
 
 SQUARE = 40
@@ -46,3 +50,23 @@ def video_frame_count(path: Path) -> int:
 
 def edgewatch_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "edgewatch", *args]
+
+
+def wait_until_serving(
+    url: str, run: subprocess.Popen, output: Callable[[], str], headers: dict[str, str] | None = None,
+    cameras: int = 1, timeout: float = 30.0,
+) -> None:  # fmt: skip
+    """Wait until `edgewatch ... --serve` at `url` answers and `cameras` of its cameras have delivered a
+    frame (configured cameras are listed before that); fail with the run's `output()` if it ends or
+    takes longer than `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            listed = httpx.get(f"{url}/api/cameras", headers=headers or {}, timeout=1).json()
+            if sum(camera["frames"] > 0 for camera in listed) >= cameras:
+                return
+        except httpx.HTTPError:
+            pass
+        assert run.poll() is None, output()
+        assert time.monotonic() < deadline, f"the server did not come up\n{output()}"
+        time.sleep(0.1)

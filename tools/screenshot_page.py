@@ -79,7 +79,8 @@ def wait_until_up(url: str, run: subprocess.Popen, log: Path, timeout: float = 6
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if len(httpx.get(f"{url}/api/cameras", timeout=1).json()) == 2:
+            cameras = httpx.get(f"{url}/api/cameras", timeout=1).json()
+            if sum(camera["frames"] > 0 for camera in cameras) == 2:  # both have delivered a frame
                 return
         except httpx.HTTPError:
             pass

@@ -12,12 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
 from brokers import free_port
 from browsers import CHROMIUM
-from media import edgewatch_command
+from media import edgewatch_command, wait_until_serving
 
 if not CHROMIUM.is_file():
     pytest.skip(f"the browser tests drive Debian's chromium, and {CHROMIUM} is missing", allow_module_level=True)
@@ -93,16 +92,7 @@ def serving(
     url = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        deadline = time.monotonic() + 30
-        while True:  # up once the first camera has delivered a frame
-            try:
-                if httpx.get(f"{url}/api/cameras", headers=headers, timeout=1).json():
-                    break
-            except httpx.HTTPError:
-                pass
-            assert run.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, f"the server did not come up\n{log.read_text()}"
-            time.sleep(0.1)
+        wait_until_serving(url, run, log.read_text, headers)  # up once the first camera has delivered a frame
         yield url
     finally:
         page.goto("about:blank")

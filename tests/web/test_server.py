@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from brokers import free_port
 from edgewatch.web.app import create_app
 from edgewatch.web.hub import LiveHub
-from media import edgewatch_command
+from media import edgewatch_command, wait_until_serving
 
 SITE = """
 cameras:
@@ -38,16 +38,7 @@ def served(tmp_path):
         edgewatch_command("run", "site.yaml", "--serve", str(port), "--quiet"), cwd=tmp_path, stderr=subprocess.PIPE
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/api/cameras", timeout=1).json():
-                break
-        except httpx.HTTPError:
-            pass
-        assert run.poll() is None, run.stderr.read().decode()
-        assert time.monotonic() < deadline, "the server did not come up"
-        time.sleep(0.2)
+    wait_until_serving(url, run, lambda: run.stderr.read().decode() if run.poll() is not None else "")
     yield url, run
     if run.poll() is None:
         run.send_signal(signal.SIGINT)
