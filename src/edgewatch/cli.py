@@ -352,8 +352,6 @@ def _data(args: argparse.Namespace) -> int:
     if args.data_command == "sample":
         from edgewatch.data.sample import sample
 
-        if args.detector is not None and args.model is not None:
-            raise EdgewatchError("give --detector or --model, not both", "--model runs a model file instead")
         result = sample(
             args.source, args.target, budget=args.budget, by=args.by, detector=args.detector, model=args.model,
             format=args.target_format, max_frames=args.max_frames, seed=args.seed, force=args.force,
