@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import threading
 import time
@@ -28,9 +27,8 @@ from edgewatch.sinks.store import EventStore
 from edgewatch.sinks.webhook import WebhookSender
 from edgewatch.sources import Source, open_source
 from edgewatch.sources.frames import FrameSelection
-from edgewatch.web.app import create_app
 from edgewatch.web.hub import LiveHub
-from edgewatch.web.server import WebServer, is_loopback
+from edgewatch.web.server import serve_dashboard
 
 log = logging.getLogger(__name__)
 
@@ -75,24 +73,6 @@ def camera_detector(config: Config, camera: CameraConfig) -> Detector:
     if named is not None:
         return load_detector(named.type, **named.options())
     return load_detector(camera.detector)
-
-
-def _serve(config: Config, hub: LiveHub, store: EventStore | None) -> WebServer:
-    """The page's server; off loopback it refuses to start without a token."""
-    dashboard = config.dashboard
-    assert dashboard is not None
-    token = dashboard.token or os.environ.get("EDGEWATCH_TOKEN") or None
-    if token is None and not is_loopback(dashboard.host):
-        raise EdgewatchError(
-            f"serving on {dashboard.host} would let anyone on the network in",
-            "set dashboard: {token: ...} or EDGEWATCH_TOKEN, or serve on 127.0.0.1",
-        )
-    # the review page offers each capturing camera's frames (docs/data.md)
-    captures = {
-        name: Path(config.storage.path) / "capture" / name for name, camera in config.cameras.items() if camera.capture
-    }
-    app = create_app(hub, store, Path(config.storage.path) / "media", token, review=captures)
-    return WebServer(app, dashboard.host, dashboard.port).start()
 
 
 def _start_mqtt(config: Config, resources: ExitStack) -> MqttPublisher:
@@ -239,7 +219,7 @@ def run_config(config: Config, outputs: Outputs) -> RunResult:
             )
         if hub is not None:
             store = next((sink for sink in shared if isinstance(sink, EventStore)), None)
-            server = _serve(config, hub, store)
+            server = serve_dashboard(config, hub, store)
             resources.callback(server.close)
         if hub is not None:
             for pipeline in pipelines:

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import queue
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 
 from edgewatch.sinks.store import EventStore
 from edgewatch.web.hub import LiveHub
+from edgewatch.web.live import live_router
 from edgewatch.web.metrics import render_metrics
 from edgewatch.web.review import ReviewFolders, review_router
 
 STATIC = Path(__file__).resolve().parent / "static"
 TOKEN_COOKIE = "edgewatch_token"
-BOUNDARY = "frame"
 
 
 def create_app(
@@ -106,43 +104,7 @@ def create_app(
         counts, edges = np.histogram(scores, bins=bins, range=(0.0, 1.0))
         return {"edges": [round(float(edge), 4) for edge in edges], "counts": counts.tolist(), "objects": len(scores)}
 
-    @app.get("/api/cameras/{camera}/stream.mjpeg", summary="Live annotated video (MJPEG)")
-    def stream(camera: str) -> StreamingResponse:
-        if camera not in hub.feeds:
-            raise HTTPException(404, f"no camera {camera}")
-
-        async def parts() -> AsyncIterator[bytes]:
-            # An async generator: a viewer who leaves cancels it at its `await`, so the `with` ends at
-            # once (a sync generator in Starlette's thread pool lingered until garbage collection).
-            with hub.viewer(camera) as feed:
-                seen = -1
-                while not stop.is_set():
-                    found = await asyncio.to_thread(hub.next_picture, feed, seen)
-                    if found is None:
-                        continue
-                    seen, picture = found
-                    head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(picture)}\r\n\r\n"
-                    yield head.encode() + picture + b"\r\n"
-
-        return StreamingResponse(parts(), media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-
-    @app.get("/api/live", summary="Live stats and events (server-sent events)")
-    async def live(request: Request) -> StreamingResponse:
-        subscriber = hub.subscribe()
-
-        async def messages() -> AsyncIterator[str]:
-            try:
-                while not stop.is_set() and not await request.is_disconnected():
-                    try:
-                        text = await asyncio.to_thread(subscriber.get, True, 1.0)
-                    except queue.Empty:  # a heartbeat keeps proxies from closing the stream
-                        yield ": keep-alive\n\n"
-                        continue
-                    yield f"data: {text}\n\n"
-            finally:
-                hub.unsubscribe(subscriber)
-
-        return StreamingResponse(messages(), media_type="text/event-stream")
+    app.include_router(live_router(hub, stop))
 
     @app.get("/media/{path:path}", summary="Snapshots, clips and records under the storage folder")
     def media(path: str) -> FileResponse:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import threading
 import time
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
+from edgewatch.config import Config
 from edgewatch.errors import EdgewatchError
 from edgewatch.pipeline.stage import Stage
+from edgewatch.sinks.store import EventStore
+from edgewatch.web.hub import LiveHub
 
 log = logging.getLogger(__name__)
 
@@ -64,3 +69,23 @@ class WebServer:
         self.app.state.stop.set()  # ends the live streams, whose requests would hold the server
         self._server.should_exit = True
         self._stage.join(10)
+
+
+def serve_dashboard(config: Config, hub: LiveHub, store: EventStore | None) -> WebServer:
+    """The page's server; off loopback it refuses to start without a token."""
+    dashboard = config.dashboard
+    assert dashboard is not None
+    token = dashboard.token or os.environ.get("EDGEWATCH_TOKEN") or None
+    if token is None and not is_loopback(dashboard.host):
+        raise EdgewatchError(
+            f"serving on {dashboard.host} would let anyone on the network in",
+            "set dashboard: {token: ...} or EDGEWATCH_TOKEN, or serve on 127.0.0.1",
+        )
+    # the review page offers each capturing camera's frames (docs/data.md)
+    captures = {
+        name: Path(config.storage.path) / "capture" / name for name, camera in config.cameras.items() if camera.capture
+    }
+    from edgewatch.web.app import create_app  # the app imports this module's server for the review page
+
+    app = create_app(hub, store, Path(config.storage.path) / "media", token, review=captures)
+    return WebServer(app, dashboard.host, dashboard.port).start()
