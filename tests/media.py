@@ -70,3 +70,21 @@ def wait_until_serving(
         assert run.poll() is None, output()
         assert time.monotonic() < deadline, f"the server did not come up\n{output()}"
         time.sleep(0.1)
+
+
+def faststart_copy(video: Path, path: Path) -> Path:
+    """The same video with its index (the moov atom) at the front, as ffmpeg's +faststart and most
+    streaming-ready files have it: cut short, such a file still opens and states its full length."""
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(video), "-c", "copy", "-movflags", "+faststart",
+         str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def cut_short(source: Path, path: Path, share: float = 0.5) -> Path:
+    """The first `share` of the bytes of `source`, as an interrupted download or copy leaves a file."""
+    data = source.read_bytes()
+    path.write_bytes(data[: int(len(data) * share)])
+    return path

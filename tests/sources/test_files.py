@@ -1,3 +1,5 @@
+import json
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -6,6 +8,7 @@ import pytest
 
 from edgewatch import EdgewatchError, open_source
 from edgewatch.sources import ImageSource, VideoFileSource
+from media import cut_short, draw_square_frame, faststart_copy
 
 
 def test_video_file_reports_its_properties_and_every_frame(square_video: Path):
@@ -57,8 +60,9 @@ def test_unreadable_image_in_a_folder_is_skipped(image_folder: Path):
         (lambda tmp: _write(tmp / "corrupt.mp4", np.random.default_rng(1).bytes(50_000)), "damaged or not a video"),
         (lambda tmp: _mkdir(tmp / "empty"), "no images in folder"),
         (lambda tmp: _write(tmp / "broken.jpg", b"\xff\xd8 not really"), "cannot read image"),
+        (lambda tmp: _write(_mkdir(tmp / "broken") / "a.png", b"not a png").parent, "no readable image in folder"),
     ],
-    ids=["missing", "corrupt-video", "empty-folder", "broken-image"],
+    ids=["missing", "corrupt-video", "empty-folder", "broken-image", "unreadable-folder"],
 )
 def test_bad_files_raise_one_clear_error(tmp_path: Path, make, expected: str):
     with pytest.raises(EdgewatchError, match=expected) as caught:
@@ -78,6 +82,60 @@ def test_truncated_video_yields_the_frames_it_has(square_video: Path, tmp_path: 
         while source.read() is not None:
             count += 1
     assert count < 30
+
+
+def test_video_cut_short_warns_once_and_keeps_the_frames_it_has(make_video, run_cli, tmp_path: Path):
+    whole = faststart_copy(make_video("whole.mp4", frames=150), tmp_path / "faststart.mp4")
+    cut_short(whole, tmp_path / "cut.mp4")
+    done = run_cli("run", "--source", "cut.mp4", "--detector", "motion", "--json", "out.jsonl")
+    assert done.returncode == 0, done.stderr.decode()
+    warnings = [line for line in done.stderr.decode().splitlines() if "WARNING" in line]
+    assert len(warnings) == 1, warnings
+    frames = [json.loads(line)["frame"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert 0 < len(frames) < 150
+    assert frames == list(range(len(frames)))
+    assert f"cut.mp4 ended at frame {len(frames)} of 150 (the file is cut short or damaged)" in warnings[0]
+
+
+@pytest.mark.parametrize("how", ["whole", "edit-list"])
+def test_a_whole_video_gives_no_warning(how: str, make_video, run_cli, tmp_path: Path):
+    video = make_video("whole.mp4", frames=150)
+    if how == "edit-list":
+        # Copying from 1.3 s in keeps the frames from the keyframe before, and an edit list that hides
+        # them: the header counts 150 frames, fewer are shown, and the file is whole.
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-ss", "1.3", "-i", str(video), "-c", "copy", "edited.mp4"],
+            cwd=tmp_path,
+            check=True,
+        )
+        video = tmp_path / "edited.mp4"
+    done = run_cli("run", "--source", video.name, "--detector", "motion", "--json", "out.jsonl")
+    assert done.returncode == 0, done.stderr.decode()
+    assert "WARNING" not in done.stderr.decode()
+    assert (tmp_path / "out.jsonl").read_text().count("\n") >= 100
+
+
+def test_jpeg_cut_short_in_a_folder_is_named_in_a_warning_and_kept(tmp_path: Path, run_cli):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    photo = cv2.GaussianBlur(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), (0, 0), 3)
+    whole = cv2.imencode(".jpg", photo)[1].tobytes()
+    thumbnail = cv2.imencode(".jpg", cv2.resize(photo, (80, 60)))[1].tobytes()
+    # a phone's motion photo: a whole JPEG with a video appended after its end marker
+    (folder / "a_motion.jpg").write_bytes(whole + b"\x00\x00\x00\x18ftypmp42" + rng.bytes(5000))
+    # an EXIF thumbnail (a whole JPEG, end marker included) ahead of a main picture cut in half
+    exif = b"Exif\x00\x00" + thumbnail
+    with_thumbnail = whole[:2] + b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif + whole[2:]
+    (folder / "b_cut.jpg").write_bytes(with_thumbnail[: len(with_thumbnail) - len(whole) // 2])
+    cv2.imwrite(str(folder / "c.png"), draw_square_frame(0, 320, 240))
+    done = run_cli("run", "--source", "photos", "--detector", "motion", "--json", "out.jsonl")
+    assert done.returncode == 0, done.stderr.decode()
+    warnings = [line for line in done.stderr.decode().splitlines() if "WARNING" in line]
+    assert len(warnings) == 1, warnings
+    assert "b_cut.jpg is cut short or damaged" in warnings[0]
+    files = [json.loads(line)["file"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert files == ["a_motion.jpg", "b_cut.jpg", "c.png"]
 
 
 def test_gstreamer_pipeline_without_gstreamer_says_so():

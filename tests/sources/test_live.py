@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import socket
 import subprocess
 import threading
@@ -159,14 +160,65 @@ def silent_server() -> Iterator[int]:
     server.close()
 
 
-def test_url_that_never_answers_gives_up_after_the_timeout(silent_server: int, run_cli):
+@pytest.mark.parametrize("scheme", ["http", "rtsp"])
+def test_url_that_never_answers_gives_up_after_the_timeout(scheme: str, silent_server: int, run_cli):
     started = time.monotonic()
-    done = run_cli("run", "--source", f"http://127.0.0.1:{silent_server}/cam", "--open-timeout", "1")
+    done = run_cli("run", "--source", f"{scheme}://127.0.0.1:{silent_server}/cam", "--open-timeout", "1")
     assert done.returncode == 2
     assert time.monotonic() - started < 20
     message = done.stderr.decode().strip()
     assert len(message.splitlines()) == 1
     assert "did not open within 1 s" in message and "check the address" in message
+
+
+@pytest.mark.parametrize("scheme", ["rtsp", "http", "tcp"])
+def test_refused_port_says_refused_at_once(scheme: str, run_cli):
+    port = free_port(socket.SOCK_STREAM)  # closed again: nothing listens there
+    # With an hour allowed to open, only an answer that does not wait for the timeout ends within the
+    # command's own 60 s limit.
+    done = run_cli(
+        "run", "--source", f"{scheme}://127.0.0.1:{port}/x", "--max-frames", "1", "--open-timeout", "3600", timeout=60
+    )
+    assert done.returncode == 2
+    message = done.stderr.decode().strip()
+    assert len(message.splitlines()) == 1, message
+    assert f"connection to 127.0.0.1:{port} refused" in message
+    assert "did not open within" not in message
+
+
+def test_host_name_that_does_not_resolve_says_so(run_cli):
+    done = run_cli("run", "--source", "rtsp://camera.invalid/stream1", "--max-frames", "1", "--open-timeout", "3600")
+    assert done.returncode == 2
+    message = done.stderr.decode().strip()
+    assert len(message.splitlines()) == 1, message
+    assert "the host name camera.invalid does not resolve" in message
+
+
+@pytest.fixture
+def not_found_server() -> Iterator[int]:
+    """An HTTP server that answers every request with 404 Not Found."""
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_error(404)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_port
+    server.shutdown()
+    server.server_close()
+
+
+def test_server_that_answers_without_a_stream_says_it_answered(not_found_server: int, run_cli):
+    done = run_cli("run", "--source", f"http://127.0.0.1:{not_found_server}/nothing.ts", "--open-timeout", "3600")
+    assert done.returncode == 2
+    message = done.stderr.decode().strip()
+    assert len(message.splitlines()) == 1, message
+    assert f"127.0.0.1:{not_found_server} answered but sent no stream that could be read" in message
 
 
 def test_webcam_that_does_not_exist_is_a_clear_error(run_cli):

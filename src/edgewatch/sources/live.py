@@ -7,7 +7,9 @@ pipeline stops; only the first open must succeed within the open timeout.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 import cv2
@@ -19,6 +21,10 @@ log = logging.getLogger(__name__)
 
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
+
+# Streams carried over TCP, where a refused or unreachable server can be told apart from a silent one,
+# with the port each uses when the URL names none.
+TCP_DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "rtmps": 443, "http": 80, "https": 443, "tcp": None}
 
 
 def redact(uri: str) -> str:
@@ -73,6 +79,7 @@ class LiveSource(Source):
         return "check the address, that the camera or server is streaming, and that this machine can reach it"
 
     def _open(self) -> cv2.VideoCapture:
+        started = time.monotonic()
         if isinstance(self._target, int):
             capture = cv2.VideoCapture(self._target)
         elif "!" in self._target:
@@ -87,9 +94,52 @@ class LiveSource(Source):
             capture = cv2.VideoCapture(self._target, cv2.CAP_FFMPEG, params)
         if not capture.isOpened():
             capture.release()
-            within = "" if isinstance(self._target, int) else f" within {self._timeout_ms / 1000:g} s"
-            raise EdgewatchError(f"{self._describe()} did not open{within}", self._hint())
+            if isinstance(self._target, int):
+                raise EdgewatchError(f"{self._describe()} did not open", self._hint())
+            raise self._open_failure(time.monotonic() - started)
         return capture
+
+    def _open_failure(self, elapsed: float) -> EdgewatchError:
+        """Why a stream URL did not open. FFmpeg only says that it failed, so the server is asked
+        directly, once it has failed: probing before would take the only connection of a server that
+        serves one client (`ffmpeg -listen 1`, many cameras) and cost every good open a round trip."""
+        timeout = self._timeout_ms / 1000
+        timed_out = f"{self._describe()} did not open within {timeout:g} s"
+        address = _tcp_address(self._target) if "!" not in self._target else None
+        # A refusal or a name that does not resolve fails at once; one that took the whole timeout did not.
+        if address is None or elapsed >= 0.8 * timeout:
+            return EdgewatchError(timed_out, self._hint())
+        host, port = address
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        probe_timeout = min(timeout, 2.0)
+        try:
+            with socket.create_connection(address, timeout=probe_timeout):
+                pass
+        except socket.gaierror as error:
+            return EdgewatchError(
+                f"{self._describe()}: the host name {host} does not resolve: {error.strerror}",
+                "check the spelling of the host name, or use the camera's IP address",
+            )
+        except ConnectionRefusedError:
+            return EdgewatchError(
+                f"{self._describe()}: connection to {where} refused, nothing is listening on that port",
+                "check the port in the URL, and that the camera or server is running and streaming",
+            )
+        except TimeoutError:
+            return EdgewatchError(
+                f"{self._describe()}: {where} did not answer within {probe_timeout:g} s", self._hint()
+            )
+        except OSError as error:
+            return EdgewatchError(
+                f"{self._describe()}: cannot reach {where}: {error.strerror or error}",
+                "check the address, and that this machine's network can reach it",
+            )
+        # The server takes connections, yet FFmpeg gave up early: it answered, but not with a stream
+        # FFmpeg can read (a wrong path, a login it refused, another protocol on that port).
+        return EdgewatchError(
+            f"{self._describe()}: {where} answered but sent no stream that could be read",
+            "check the path and the user name and password in the URL, and that the server streams there",
+        )
 
     def read(self) -> Picture | None:
         if self._pending is not None:
@@ -127,3 +177,16 @@ class LiveSource(Source):
     def close(self) -> None:
         self._stopping.set()
         self._capture.release()
+
+
+def _tcp_address(url: str) -> tuple[str, int] | None:
+    """The host and port a TCP-carried stream URL connects to; None for other URLs (udp, srt)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in TCP_DEFAULT_PORTS or not parts.hostname:
+        return None
+    try:
+        port = parts.port or TCP_DEFAULT_PORTS[scheme]
+    except ValueError:  # a port that is not a number, or above 65535
+        return None
+    return (parts.hostname, port) if port else None
