@@ -160,13 +160,14 @@ def test_signal_stops_cleanly_and_keeps_what_was_written(make_video, tmp_path: P
         cwd=tmp_path,
         stderr=subprocess.PIPE,
     )  # fmt: skip
-    lines_file = tmp_path / "cut.jsonl"
+    growing = tmp_path / "cut.jsonl.part"  # where the lines go while the run lasts
     deadline = time.monotonic() + 30
-    while (not lines_file.exists() or len(lines_file.read_text().splitlines()) < 20) and time.monotonic() < deadline:
+    while (not growing.exists() or len(growing.read_text().splitlines()) < 20) and time.monotonic() < deadline:
         time.sleep(0.05)
     process.send_signal(signum)
     assert process.wait(30) == code, process.stderr.read().decode()
-    lines = read_lines(lines_file)
+    assert not growing.exists()
+    lines = read_lines(tmp_path / "cut.jsonl")
     assert 20 <= len(lines) < 250
     # the video was finished properly: it plays, with every frame that was delivered
     assert video_frame_count(tmp_path / "cut.mp4") == len(lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -19,6 +20,7 @@ from edgewatch.models import Detector, load_detector
 from edgewatch.pipeline import Pipeline, PipelineStats, Sink
 from edgewatch.sinks import EventLogWriter, JsonLinesWriter, RawVideoPipe, WindowDisplay, open_media_writer
 from edgewatch.sinks.broker import EmbeddedBroker
+from edgewatch.sinks.files import refuse_outputs_over_inputs
 from edgewatch.sinks.mqtt import MqttPublisher
 from edgewatch.sinks.objectstore import open_object_store
 from edgewatch.sinks.outbox import Outbox
@@ -75,6 +77,17 @@ def camera_detector(config: Config, camera: CameraConfig) -> Detector:
     return load_detector(camera.detector)
 
 
+def detector_files(config: Config) -> list[str]:
+    """The model and label files the config's detectors read."""
+    files = []
+    for detector in config.detectors.values():
+        for key in ("path", "labels"):
+            value = detector.options().get(key)
+            if isinstance(value, str | Path):
+                files.append(str(value))
+    return files
+
+
 def _start_mqtt(config: Config, resources: ExitStack) -> MqttPublisher:
     """The publisher, and the embedded broker first when asked for; both closed by `resources`."""
     mqtt = config.mqtt
@@ -109,20 +122,33 @@ def _video_path(base: str | Path, camera: str, cameras: int) -> str | Path:
 
 
 class _Shutdown:
-    """Turns SIGINT / SIGTERM into a stop of every pipeline and remembers the exit code."""
+    """Turns SIGINT / SIGTERM into a stop of the run and remembers the exit code.
 
-    def __init__(self, pipelines: list[Pipeline]) -> None:
+    The handler only counts the signal: anything more (a lock, a log line, an `Event.set`) could meet
+    the same lock held by the code the signal interrupted, and hang. The main thread polls `requested`.
+    A second signal while stopping changes nothing; a third ends the process at once, as uvicorn does.
+    """
+
+    def __init__(self) -> None:
         self.exit_code = EXIT_OK
-        self.stopped = threading.Event()
-        self._pipelines = pipelines
+        self.signals = 0
         self._previous: dict[int, object] = {}
 
+    @property
+    def requested(self) -> bool:
+        return self.signals > 0
+
     def _handle(self, signum: int, _frame: object) -> None:
-        self.exit_code = EXIT_INTERRUPTED if signum == signal.SIGINT else EXIT_TERMINATED
-        self.stopped.set()
-        log.warning("stopping on %s", signal.Signals(signum).name)
-        for pipeline in self._pipelines:
-            pipeline.stop()
+        self.signals += 1
+        if self.signals == 1:
+            self.exit_code = EXIT_INTERRUPTED if signum == signal.SIGINT else EXIT_TERMINATED
+        elif self.signals >= 3:
+            os._exit(self.exit_code)
+
+    def check(self) -> None:
+        """Between the steps of starting: give up now if a signal came."""
+        if self.requested:
+            raise _Interrupted
 
     def __enter__(self) -> _Shutdown:
         if threading.current_thread() is threading.main_thread():
@@ -135,131 +161,168 @@ class _Shutdown:
             signal.signal(signum, handler)
 
 
-def run_config(config: Config, outputs: Outputs) -> RunResult:
+class _Interrupted(Exception):
+    """A signal came while the run was starting."""
+
+
+@dataclass(slots=True)
+class _Camera:
+    """One camera's opened input, before its outputs exist."""
+
+    name: str
+    config: CameraConfig
+    source: Source
+    detector: Detector
+    selection: FrameSelection
+
+
+def run_config(config: Config, outputs: Outputs, inputs: tuple[str | Path, ...] = ()) -> RunResult:
     """Open every camera, run them side by side until their inputs end or a signal arrives.
 
-    Sources are all opened (and fail) before anything starts. Outputs are closed, and so finished, on
-    every way out, errors included.
+    Everything that can be wrong with the input (sources, models, the page's address) is found before any
+    output is opened, and no output may be an input (`inputs` names more, such as the config file), so a
+    bad run leaves the user's files as they were. Outputs are closed, and so finished, on every way out,
+    errors included. A signal while starting ends the run with its exit code and nothing written.
     """
     if outputs.pipe and len(config.cameras) > 1:
         raise EdgewatchError("--pipe takes one camera, and the config has several", "use --out per camera instead")
-    with ExitStack() as resources:
-        display = WindowDisplay() if outputs.show else None
-        shared: list[Sink] = []
-        if outputs.json is not None:
-            shared.append(resources.enter_context(contextlib.closing(JsonLinesWriter(outputs.json))))
-        if outputs.events is not None:
-            shared.append(resources.enter_context(contextlib.closing(EventLogWriter(outputs.events))))
-        if config.mqtt is not None:
-            shared.append(_start_mqtt(config, resources))
-        if outputs.store:
-            store = EventStore(Path(config.storage.path) / "events.sqlite", max_days=config.storage.max_days)
-            resources.callback(store.close)
-            shared.append(store)
-        hub = None
-        if config.dashboard is not None:
-            hub = LiveHub(config.cameras)
-            shared.append(hub)
-        uploads = open_object_store(config.storage)
-        if uploads is not None:
-            resources.callback(uploads.close)
-        for hook in config.webhooks:
-            sender = WebhookSender(hook)
-            resources.callback(sender.close)
-            shared.append(sender)
-        if display is not None:
-            resources.callback(display.close)
-            shared.append(display)
-        pipelines = []
-        recorders: list[Recorder] = []
-        for name, camera in config.cameras.items():
-            source: Source = resources.enter_context(open_source(camera.source, open_timeout=camera.open_timeout))
-            detector = camera_detector(config, camera)
-            resources.callback(detector.close)
-            selection = FrameSelection(
-                stride=camera.stride,
-                fps=camera.fps,
-                realtime=camera.realtime,
-                loop=camera.loop,
-                max_frames=outputs.max_frames or camera.max_frames,
+    with _Shutdown() as shutdown, ExitStack() as resources:
+        try:
+            return _run(config, outputs, inputs, shutdown, resources)
+        except _Interrupted:
+            log.info("stopped while starting; nothing was written")
+            return RunResult(shutdown.exit_code, [])
+
+
+def _run(
+    config: Config, outputs: Outputs, inputs: tuple[str | Path, ...], shutdown: _Shutdown, resources: ExitStack
+) -> RunResult:
+    cameras = []
+    for name, camera in config.cameras.items():
+        source: Source = resources.enter_context(open_source(camera.source, open_timeout=camera.open_timeout))
+        shutdown.check()
+        detector = camera_detector(config, camera)
+        resources.callback(detector.close)
+        shutdown.check()
+        selection = FrameSelection(
+            stride=camera.stride, fps=camera.fps, realtime=camera.realtime, loop=camera.loop,
+            max_frames=outputs.max_frames or camera.max_frames,
+        )  # fmt: skip
+        cameras.append(_Camera(name, camera, source, detector, selection))
+    videos = (
+        {item.name: _video_path(outputs.video, item.name, len(cameras)) for item in cameras} if outputs.video else {}
+    )
+    refuse_outputs_over_inputs(
+        [("--json", outputs.json), ("--events", outputs.events), *(("--out", video) for video in videos.values())],
+        [*inputs, *(camera.source for camera in config.cameras.values()), *detector_files(config)],
+    )
+
+    shared: list[Sink] = []
+    store = None
+    if outputs.store:
+        store = EventStore(Path(config.storage.path) / "events.sqlite", max_days=config.storage.max_days)
+        resources.callback(store.close)
+        shared.append(store)
+    hub = server = None
+    if config.dashboard is not None:
+        hub = LiveHub(config.cameras)
+        shared.append(hub)
+        server = serve_dashboard(config, hub, store)  # a taken port or a missing token fails here
+        resources.callback(server.close)
+        shutdown.check()
+    if config.mqtt is not None:
+        shared.append(_start_mqtt(config, resources))
+    uploads = open_object_store(config.storage)
+    if uploads is not None:
+        resources.callback(uploads.close)
+    for hook in config.webhooks:
+        sender = WebhookSender(hook)
+        resources.callback(sender.close)
+        shared.append(sender)
+    display = WindowDisplay() if outputs.show else None
+    if display is not None:
+        resources.callback(display.close)
+        shared.append(display)
+    shutdown.check()
+
+    # Files last, once nothing else can fail: each is written beside its name and renamed when done.
+    if outputs.json is not None:
+        shared.append(resources.enter_context(contextlib.closing(JsonLinesWriter(outputs.json))))
+    if outputs.events is not None:
+        shared.append(resources.enter_context(contextlib.closing(EventLogWriter(outputs.events))))
+    pipelines = []
+    recorders: list[Recorder] = []
+    for item in cameras:
+        camera, source, detector = item.config, item.source, item.detector
+        fps = item.selection.output_fps(source.info.fps)
+        sinks = list(shared)
+        if item.name in videos:
+            writer = open_media_writer(videos[item.name], fps, source.info.frame_count == 1)
+            sinks.append(resources.enter_context(contextlib.closing(writer)))
+        if outputs.pipe:
+            sinks.append(resources.enter_context(contextlib.closing(RawVideoPipe())))
+        if camera.capture is not None:
+            preprocess = getattr(detector, "preprocess", None)  # model files know their input size
+            input_size = preprocess.input_size if preprocess is not None else None
+            capture = RetrainingCapture(item.name, camera.capture, config.storage, detector.labels, input_size)
+            sinks.append(resources.enter_context(contextlib.closing(capture)))
+        if camera.record is not None and not source.info.stills:
+            recorder = Recorder(
+                item.name, camera.record, config.storage, fps, on_saved=uploads.enqueue if uploads is not None else None
             )
-            sinks = list(shared)
-            if outputs.video is not None:
-                single = source.info.frame_count == 1
-                writer = open_media_writer(
-                    _video_path(outputs.video, name, len(config.cameras)), selection.output_fps(source.info.fps), single
-                )
-                sinks.append(resources.enter_context(contextlib.closing(writer)))
-            if outputs.pipe:
-                sinks.append(resources.enter_context(contextlib.closing(RawVideoPipe())))
-            if camera.capture is not None:
-                preprocess = getattr(detector, "preprocess", None)  # model files know their input size
-                input_size = preprocess.input_size if preprocess is not None else None
-                capture = RetrainingCapture(name, camera.capture, config.storage, detector.labels, input_size)
-                sinks.append(resources.enter_context(contextlib.closing(capture)))
-            if camera.record is not None and not source.info.stills:
-                recorder = Recorder(
-                    name, camera.record, config.storage, selection.output_fps(source.info.fps),
-                    on_saved=uploads.enqueue if uploads is not None else None,
-                )  # fmt: skip
-                sinks.append(resources.enter_context(contextlib.closing(recorder)))
-                recorders.append(recorder)
-            pipelines.append(
-                Pipeline(
-                    source,
-                    detector,
-                    camera=name,
-                    selection=selection,
-                    min_score=camera.min_score,
-                    labels=camera.labels,
-                    sinks=sinks,
-                    analytics=camera_analytics(name, camera, source, detector),
-                    progress=outputs.progress,
-                )
-            )
+            sinks.append(resources.enter_context(contextlib.closing(recorder)))
+            recorders.append(recorder)
+        pipeline = Pipeline(
+            source, detector, camera=item.name, selection=item.selection, min_score=camera.min_score,
+            labels=camera.labels, sinks=sinks, analytics=camera_analytics(item.name, camera, source, detector),
+            progress=outputs.progress,
+        )  # fmt: skip
+        pipelines.append(pipeline)
         if hub is not None:
-            store = next((sink for sink in shared if isinstance(sink, EventStore)), None)
-            server = serve_dashboard(config, hub, store)
-            resources.callback(server.close)
-        if hub is not None:
-            for pipeline in pipelines:
-                hub.attach(pipeline.camera, pipeline)
-            for sink in shared:
-                if isinstance(sink, MqttPublisher):
-                    hub.watch_queue("mqtt", sink.pending)
-        with _Shutdown(pipelines) as shutdown:
-            for pipeline in pipelines:
-                pipeline.start()
-            try:
-                _wait_all(pipelines, display)
-            finally:
-                # Every stage must have ended before the outputs close, on errors too.
-                for pipeline in pipelines:
-                    pipeline.stop()
-                for pipeline in pipelines:
-                    pipeline.join()
-            stats = [pipeline.wait() for pipeline in pipelines]
-            if hub is not None and shutdown.exit_code == EXIT_OK:
-                for recorder in recorders:
-                    recorder.close()  # the last clips, so the page can show them while it serves on
-                log.warning("input ended; still serving %s until Ctrl-C", server.url)
-                shutdown.stopped.wait()
-        for item in stats:
-            log.info(
-                "%s: %d frames in %.1f s (%.1f fps, detector %.1f ms/frame, %d dropped, %d reconnects)",
-                *(item.camera, item.frames, item.seconds, item.fps),
-                *(item.mean_inference_ms, item.dropped, item.reconnects),
-            )
+            hub.attach(item.name, pipeline)
+    if hub is not None:
+        for sink in shared:
+            if isinstance(sink, MqttPublisher):
+                hub.watch_queue("mqtt", sink.pending)
+
+    for pipeline in pipelines:
+        pipeline.start()
+    try:
+        _wait_all(pipelines, display, shutdown)
+    finally:
+        # Every stage must have ended before the outputs close, on errors too.
         for pipeline in pipelines:
-            if pipeline.final_stats is not None:
-                log.info("%s: %s", pipeline.camera, summary(pipeline.final_stats))
-        return RunResult(shutdown.exit_code, stats)
+            pipeline.stop()
+        for pipeline in pipelines:
+            pipeline.join()
+    stats = [pipeline.wait() for pipeline in pipelines]
+    if server is not None and not shutdown.requested:
+        for recorder in recorders:
+            recorder.close()  # the last clips, so the page can show them while it serves on
+        log.info("input ended; still serving %s until Ctrl-C", server.url)
+        while not shutdown.requested:
+            time.sleep(0.1)
+    if shutdown.requested:
+        log.info("stopping on a signal")
+    for item in stats:
+        log.info(
+            "%s: %d frames in %.1f s (%.1f fps, detector %.1f ms/frame, %d dropped, %d reconnects)",
+            *(item.camera, item.frames, item.seconds, item.fps),
+            *(item.mean_inference_ms, item.dropped, item.reconnects),
+        )
+    for pipeline in pipelines:
+        if pipeline.final_stats is not None:
+            log.info("%s: %s", pipeline.camera, summary(pipeline.final_stats))
+    return RunResult(shutdown.exit_code, stats)
 
 
-def _wait_all(pipelines: list[Pipeline], display: WindowDisplay | None) -> None:
+def _wait_all(pipelines: list[Pipeline], display: WindowDisplay | None, shutdown: _Shutdown) -> None:
     """Wait on the main thread, where signals arrive and windows must be drawn; raise the first error
-    as soon as its pipeline ends rather than after the others."""
+    as soon as its pipeline ends rather than after the others; stop them all on a signal."""
     while not all(pipeline.finished for pipeline in pipelines):
+        if shutdown.requested:
+            for pipeline in pipelines:
+                pipeline.stop()
         for pipeline in pipelines:
             if pipeline.finished:
                 pipeline.wait()

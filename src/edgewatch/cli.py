@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 import cv2
 
@@ -25,12 +25,15 @@ from edgewatch.config import (
 )
 from edgewatch.errors import EdgewatchError
 from edgewatch.models import BUILTIN_DETECTORS
+from edgewatch.sinks.files import StagedFile
 from edgewatch.sources import sample_video
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
 
 log = logging.getLogger("edgewatch")
+
+ConfigModel = TypeVar("ConfigModel", MqttConfig, DashboardConfig)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -231,11 +234,7 @@ def _config_from_flags(args: argparse.Namespace) -> Config:
     try:
         return Config(cameras={args.camera: CameraConfig(**camera)}, detectors=detectors)
     except ValueError as error:
-        first = error.errors()[0] if hasattr(error, "errors") else {"msg": str(error), "loc": ()}
-        where = ".".join(str(part) for part in first["loc"])
-        raise EdgewatchError(
-            f"bad option {where}: {first['msg'].removeprefix('Value error, ')}", "see edgewatch run --help"
-        ) from None
+        raise EdgewatchError(f"bad option {_first_error(error)}", "see edgewatch run --help") from None
 
 
 def _mqtt_flag(value: str, configured: MqttConfig | None) -> MqttConfig:
@@ -246,7 +245,7 @@ def _mqtt_flag(value: str, configured: MqttConfig | None) -> MqttConfig:
     changes: dict[str, object] = {"host": host or value}
     if port:
         changes["port"] = int(port)
-    return (configured or MqttConfig()).model_copy(update=changes)
+    return _revalidated(configured or MqttConfig(), changes, f"--mqtt {value}")
 
 
 def _serve_flag(value: str, configured: DashboardConfig | None) -> DashboardConfig:
@@ -257,7 +256,23 @@ def _serve_flag(value: str, configured: DashboardConfig | None) -> DashboardConf
     changes: dict[str, object] = {"port": int(port)}
     if host:
         changes["host"] = host
-    return (configured or DashboardConfig()).model_copy(update=changes)
+    return _revalidated(configured or DashboardConfig(), changes, f"--serve {value}")
+
+
+def _revalidated(configured: ConfigModel, changes: dict[str, object], flag: str) -> ConfigModel:
+    """The config section with a flag's values, checked as the config file's would be (a port of 99999
+    is refused here as it is there)."""
+    try:
+        return type(configured).model_validate({**configured.model_dump(), **changes})
+    except ValueError as error:
+        raise EdgewatchError(f"bad {flag}: {_first_error(error)}", "see edgewatch run --help") from None
+
+
+def _first_error(error: ValueError) -> str:
+    """`where: what` of a pydantic validation error's first complaint."""
+    first = error.errors()[0] if hasattr(error, "errors") else {"msg": str(error), "loc": ()}
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg'].removeprefix('Value error, ')}"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -280,7 +295,7 @@ def _run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         max_frames=args.max_frames,
     )
-    return run_config(config, outputs).exit_code
+    return run_config(config, outputs, inputs=(args.config,) if args.config else ()).exit_code
 
 
 def _bench_models(args: argparse.Namespace) -> int:
@@ -378,8 +393,6 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import json
-
     from edgewatch import evaluate as ev
 
     if args.compare:
@@ -387,6 +400,22 @@ def _eval(args: argparse.Namespace) -> int:
         return 0
     if args.truth is None or (args.pred is None) == (args.model is None):
         raise EdgewatchError("eval needs --truth, and --pred or --model", "or --compare a.json b.json ...")
+    # the outputs are checked before the run, which may take minutes, and written whole after it
+    results = StagedFile(args.json, "--json") if args.json is not None else None
+    if args.pr_curve is not None:
+        StagedFile(args.pr_curve, "--pr-curve").discard()
+    try:
+        return _eval_run(args, results)
+    finally:
+        if results is not None:
+            results.discard()  # a no-op once committed
+
+
+def _eval_run(args: argparse.Namespace, results: StagedFile | None) -> int:
+    import json
+
+    from edgewatch import evaluate as ev
+
     if ev.is_class_folders(args.truth):
         classes, labels, images = ev.load_class_folders(args.truth)
         if args.model is not None:
@@ -395,8 +424,9 @@ def _eval(args: argparse.Namespace) -> int:
             predicted = ev.read_run_classifications(args.pred)
         result = ev.evaluate_classifier(labels, predicted, classes)
         print(ev.classifier_table(result))
-        if args.json is not None:
-            args.json.write_text(json.dumps(result, indent=1))
+        if results is not None:
+            results.write(json.dumps(result, indent=1).encode())
+            results.commit()
         return 0
     dataset = ev.load_truth_dataset(args.truth, args.format)
     classes, truth = list(dataset.classes), ev.by_file_name(dataset)
@@ -408,8 +438,9 @@ def _eval(args: argparse.Namespace) -> int:
         predictions = ev.read_predictions(args.pred, classes, truth=args.truth, truth_images=images)
     result = ev.evaluate(truth, predictions, classes, iou=args.iou, score=args.score)
     print(result.table())
-    if args.json is not None:
-        args.json.write_text(json.dumps(result.to_json(), indent=1))
+    if results is not None:
+        results.write(json.dumps(result.to_json(), indent=1).encode())
+        results.commit()
     if args.pr_curve is not None:
         ev.pr_curve_png(result, args.pr_curve)
     return 0
@@ -483,7 +514,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
-
-
-def entry_point() -> NoReturn:
-    sys.exit(main())

@@ -40,6 +40,12 @@ def test_hog_finds_nobody_in_an_empty_scene():
     assert len(load_detector("hog").detect(np.full((272, 640, 3), 90, np.uint8))) == 0
 
 
+@pytest.mark.parametrize("size", [(60, 80), (127, 400), (400, 63), (1, 1)])
+def test_hog_on_a_picture_smaller_than_a_person_finds_nobody_instead_of_crashing(size: tuple[int, int]):
+    # OpenCV's detectMultiScale ended the process with a segmentation fault on these
+    assert len(load_detector("hog").detect(np.full((*size, 3), 90, np.uint8))) == 0
+
+
 def test_motion_boxes_the_moving_square_after_the_first_frame():
     detector = load_detector("motion", min_area=300)
     assert len(detector.detect(draw_square_frame(0, 320, 240))) == 0

@@ -41,6 +41,9 @@ class HogPeopleDetector(Detector):
         self._win_stride = (win_stride, win_stride)
 
     def detect(self, image: np.ndarray) -> sv.Detections:
+        width, height = self._hog.winSize
+        if image.shape[0] < height or image.shape[1] < width:  # OpenCV crashes on a picture smaller than a person
+            return make_detections(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64), self.labels)
         rects, weights = self._hog.detectMultiScale(
             image, winStride=self._win_stride, padding=(8, 8), scale=self._scale
         )

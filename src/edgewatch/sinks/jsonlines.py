@@ -5,29 +5,24 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from edgewatch.errors import EdgewatchError
 from edgewatch.pipeline.result import FrameResult
+from edgewatch.sinks.files import StagedFile
 
 
 class JsonLinesWriter:
-    """Appends one JSON line per processed frame; several cameras may share one writer.
+    """Writes one JSON line per processed frame; several cameras may share one writer.
 
-    Each line is flushed when written, so a run that is killed leaves only whole lines behind.
+    While the run lasts the lines go to `FILE.part` (each written whole as it comes, so `tail -f` it),
+    which replaces `FILE` when the run ends, errors included; a run that is killed leaves `FILE` as it was.
     """
 
     what = "--json"  # the option that named the file, for messages
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file: IO[str] = self.path.open("w", encoding="utf-8")
-        except OSError as error:
-            raise EdgewatchError(
-                f"cannot write {self.path}: {error.strerror}", f"choose a writable place for {self.what}"
-            ) from None
+        self._file = StagedFile(self.path, self.what)
         self._lock = threading.Lock()
         self.lines_written = 0
 
@@ -35,23 +30,14 @@ class JsonLinesWriter:
         self.append(result.to_json())
 
     def append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, separators=(", ", ": ")) + "\n"
+        line = (json.dumps(record, separators=(", ", ": ")) + "\n").encode()
         with self._lock:
-            try:
-                self._file.write(line)
-                self._file.flush()
-            except OSError as error:
-                raise EdgewatchError(f"cannot write {self.path}: {error.strerror}", "free some disk space") from None
+            self._file.write(line)  # whole, or not at all: a full disk leaves no torn last line
             self.lines_written += 1
 
     def close(self) -> None:
         with self._lock:
-            if self._file.closed:
-                return
-            try:
-                self._file.close()
-            except OSError as error:
-                raise EdgewatchError(f"cannot write {self.path}: {error.strerror}", "free some disk space") from None
+            self._file.commit()
 
     def __enter__(self) -> JsonLinesWriter:
         return self

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import struct
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,10 +14,14 @@ import numpy as np
 
 from edgewatch.errors import EdgewatchError
 from edgewatch.pipeline.result import FrameResult
+from edgewatch.sinks.files import StagedFile, make_parent, write_error
 from edgewatch.sources.images import IMAGE_SUFFIXES
 
 #: container suffix → encoder; H.264 plays in every browser and player
 VIDEO_CODECS = {".mp4": "libx264", ".mkv": "libx264", ".mov": "libx264", ".avi": "mpeg4"}
+#: container suffix → FFmpeg muxer (named, since the file is written as NAME.part first)
+CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi"}
+FRAGMENTED = {".mp4", ".mov"}  # written in fragments, so a full disk keeps all but the last one
 
 
 def _fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -32,8 +38,10 @@ class VideoWriter:
     """Writes annotated frames to a video file at a fixed frame rate.
 
     The size is the first frame's, rounded up to even numbers (H.264 with 4:2:0 colour needs them).
-    Frames go to the encoder as they come; `close()` drains it and finishes the file, so a run stopped
-    by Ctrl-C still leaves a playable video.
+    Frames go to the encoder as they come, into `NAME.part`, which `close()` finishes and renames onto
+    the name: a run stopped by Ctrl-C still leaves a playable video, and one that is killed leaves what
+    was there before. MP4 and MOV are written in fragments of about two seconds, so a full disk costs
+    the last fragment, not the whole file: it is cut back to the fragments that were written whole.
     """
 
     def __init__(self, path: str | Path, fps: float) -> None:
@@ -46,22 +54,30 @@ class VideoWriter:
             )
         self._codec = codec
         self._rate = Fraction(fps).limit_denominator(1001)
+        self._file = StagedFile(self.path, "--out")  # here, so a place that cannot be written fails at start
         self._container: av.container.OutputContainer | None = None
         self._stream = None
         self._count = 0
         self._size: tuple[int, int] = (0, 0)
+        self._failed = False
+
+    @property
+    def _fragmented(self) -> bool:
+        return self.path.suffix.lower() in FRAGMENTED
 
     def _open(self, width: int, height: int) -> None:
-        _make_parent(self.path)
+        options = {"movflags": "frag_keyframe+empty_moov+default_base_moof"} if self._fragmented else {}
         try:
-            self._container = av.open(str(self.path), mode="w")
+            container = av.open(
+                str(self._file.path), mode="w", format=CONTAINERS[self.path.suffix.lower()], options=options
+            )
         except OSError as error:
-            raise EdgewatchError(
-                f"cannot write {self.path}: {error.strerror}", "choose a writable place for --out"
-            ) from None
+            raise write_error(self.path, error, "--out") from None
+        self._container = container
         self._size = (width + width % 2, height + height % 2)
         options = {"preset": "veryfast", "crf": "23"} if self._codec == "libx264" else {}
-        stream = self._container.add_stream(self._codec, rate=self._rate, options=options)
+        options["g"] = str(max(1, round(2 * float(self._rate))))  # a fragment, and a seek point, every 2 s
+        stream = container.add_stream(self._codec, rate=self._rate, options=options)
         stream.width, stream.height = self._size
         stream.pix_fmt = "yuv420p"
         self._stream = stream
@@ -76,24 +92,59 @@ class VideoWriter:
         self._count += 1
         self._mux(self._stream.encode(frame))
 
-    def _mux(self, packets) -> None:
+    def _mux(self, packets, container: av.container.OutputContainer | None = None) -> None:
         try:
-            self._container.mux(packets)
+            (container or self._container).mux(packets)
         except OSError as error:
-            raise EdgewatchError(f"cannot write {self.path}: {error.strerror}", "free some disk space") from None
+            self._failed = True
+            raise write_error(self.path, error, "--out") from None
 
     def close(self) -> None:
+        """Finish the file and put it in place; after a failed write, keep what was written whole."""
         if self._container is None:
+            self._file.discard()  # no frame came: whatever was at the name stays
             return
+        container, self._container = self._container, None
+        error: EdgewatchError | None = None
         try:
-            self._mux(self._stream.encode(None))
-        finally:
-            self._container.close()
-            self._container = None
+            if not self._failed:
+                self._mux(self._stream.encode(None), container)
+        except EdgewatchError as failed:
+            error = failed
+        try:
+            container.close()
+        except OSError as failed:  # the muxer's last write; the error that caused it is the one to tell
+            self._failed = True
+            error = error or write_error(self.path, failed, "--out")
+        if self._failed and self._fragmented:
+            _cut_to_whole_fragments(self._file.path)
+        self._file.commit()
+        if error is not None:
+            raise error
 
     @property
     def frames_written(self) -> int:
         return self._count
+
+
+def _cut_to_whole_fragments(path: Path) -> None:
+    """Cut a fragmented MP4 that a full disk ended mid-write back to its last whole fragment, so it plays
+    up to there: a torn box makes players stop or fail, and a fragment's header without its frames
+    (`moof` without `mdat`) holds nothing to play."""
+    size, end, keep = path.stat().st_size, 0, 0
+    with path.open("r+b") as file:
+        while end + 8 <= size:
+            file.seek(end)
+            head = file.read(16)
+            length, kind = struct.unpack(">I4s", head[:8])
+            if length == 1 and len(head) == 16:  # a 64-bit size follows the type
+                length = struct.unpack(">Q", head[8:16])[0]
+            if length < 8 or end + length > size:
+                break
+            end += length
+            if kind in (b"ftyp", b"moov", b"mdat"):
+                keep = end
+        file.truncate(keep)
 
 
 class ImageWriter:
@@ -108,8 +159,10 @@ class ImageWriter:
         self.path = Path(path)
         self._into_folder = str(path).endswith(os.sep) or self.path.is_dir()
         self._single = single and not self._into_folder
-        if self._into_folder:
-            self.path.mkdir(parents=True, exist_ok=True)
+        folder = self.path if self._into_folder else self.path.parent
+        make_parent(folder / "image", "--out")
+        if not os.access(folder, os.W_OK):  # said now, not at the first frame (a read-only disk says EROFS)
+            raise write_error(self.path, OSError(errno.EACCES, "the folder cannot be written"), "--out")
         self.frames_written = 0
 
     def _target(self, result: FrameResult) -> Path:
@@ -126,28 +179,18 @@ class ImageWriter:
         ok, encoded = cv2.imencode(suffix, result.annotated)
         if not ok:
             raise EdgewatchError(f"cannot encode {target} as {suffix}", "use .jpg or .png")
-        _make_parent(target)
+        make_parent(target, "--out")
         temporary = target.with_name(f".{target.name}.part")
         try:
             temporary.write_bytes(encoded.tobytes())
             temporary.replace(target)
         except OSError as error:
-            raise EdgewatchError(
-                f"cannot write {target}: {error.strerror}", "choose a writable place for --out"
-            ) from None
+            temporary.unlink(missing_ok=True)
+            raise write_error(target, error, "--out") from None
         self.frames_written += 1
 
     def close(self) -> None:
         pass
-
-
-def _make_parent(path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise EdgewatchError(
-            f"cannot create folder {path.parent}: {error.strerror}", "choose a writable place"
-        ) from None
 
 
 def open_media_writer(path: str | Path, fps: float | None, single_frame: bool) -> VideoWriter | ImageWriter:
