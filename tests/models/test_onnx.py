@@ -283,3 +283,31 @@ def test_bench_models_measures_every_runtime_and_builtin(run_cli, tmp_path: Path
     )
     assert "overhead" in done.stdout.decode().splitlines()[1]
     assert len((tmp_path / "bench.csv").read_text().splitlines()) == 4
+
+
+GRAPHS = {"yolov8": yolov8_model, "yolov5": yolov5_model, "ssd": ssd_model, "ssd_tf": ssd_tf_model,
+          "classifier": classifier_model}  # fmt: skip
+
+
+@pytest.mark.parametrize("forced", list(GRAPHS))
+@pytest.mark.parametrize("graph", list(GRAPHS))
+def test_a_layout_forced_on_any_graph_runs_or_is_refused_in_one_line(tmp_path: Path, graph: str, forced: str):
+    model = str(GRAPHS[graph](tmp_path / f"{graph}.onnx"))
+    try:
+        detector = load_detector("onnx", path=model, format=forced)
+    except EdgewatchError as error:
+        assert graph != forced
+        assert "do not fit the " + forced in str(error) and "[" in str(error)  # names the output shapes
+        assert "layouts that fit: " in str(error) and graph in str(error).split("layouts that fit: ")[1]
+        return
+    detector.detect(np.full((48, 64, 3), 90, np.uint8))  # whatever it reads, it does not fail
+
+
+def test_a_classifier_forced_into_a_detection_layout_is_exit_2_naming_what_fits(run_cli, tmp_path: Path):
+    # it used to end with "internal error: ValueError: zero-size array to reduction operation maximum"
+    model = str(classifier_model(tmp_path / "c.onnx"))
+    message = one_line(run_cli("run", "--source", str(frame_file(tmp_path, 64, 48)), "--model", model,
+                               "--format", "yolov8"))  # fmt: skip
+    assert (
+        "[1, 2]" in message and "do not fit the yolov8 layout" in message and "layouts that fit: classifier" in message
+    )

@@ -51,6 +51,28 @@ def guess_format(shapes: Sequence[tuple[int, ...]]) -> str | None:
     return None
 
 
+def fits(fmt: str, shapes: Sequence[tuple[int, ...]]) -> bool:
+    """Whether outputs of these shapes (batch axis included) can be read as layout `fmt` at all; a
+    layout forced on a model that does not fit would fail inside the decoder, or read noise."""
+    ranks = [len(shape) for shape in shapes]
+    if fmt == "ssd_tf":
+        return len(shapes) in (3, 4) and any(
+            rank == 3 and shape[-1] == 4 for rank, shape in zip(ranks, shapes, strict=True)
+        )
+    if len(shapes) != 1:
+        return False
+    shape = shapes[0]
+    if fmt == "yolov8":
+        return len(shape) == 3 and shape[1] >= 5 and shape[2] >= 1
+    if fmt == "yolov5":
+        return len(shape) == 3 and shape[2] >= 6 and shape[1] >= 1
+    if fmt == "ssd":
+        return len(shape) in (3, 4) and shape[-1] == 7
+    if fmt == "classifier":
+        return len(shape) == 2 and shape[1] >= 2
+    return False
+
+
 def describe_outputs(names: Sequence[str], shapes: Sequence[tuple[int, ...]]) -> str:
     return ", ".join(f"{name} {list(shape)}" for name, shape in zip(names, shapes, strict=True))
 

@@ -21,6 +21,7 @@ from edgewatch.models.decoders import (
     check_format,
     class_count,
     describe_outputs,
+    fits,
     guess_format,
 )
 from edgewatch.models.geometry import InputGeometry
@@ -96,6 +97,12 @@ class ModelDetector(Detector):
         shapes = [output.shape for output in runtime.run(probe.tensor([np.zeros((size[1], size[0], 3), np.uint8)])[0])]
         output_names = runtime.output_names
         self.format = check_format(format) if format else guess_format(shapes)
+        if format and not fits(format, shapes):
+            fitting = [layout for layout in FORMATS if fits(layout, shapes)]
+            raise EdgewatchError(
+                f"{name}: outputs {describe_outputs(output_names, shapes)} do not fit the {format} layout",
+                f"layouts that fit: {', '.join(fitting)}" if fitting else "no known layout fits these outputs",
+            )
         if self.format is None:
             raise EdgewatchError(
                 f"{name}: outputs {describe_outputs(output_names, shapes)} match no known layout",
