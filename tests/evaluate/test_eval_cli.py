@@ -1,6 +1,7 @@
 """`edgewatch eval` end to end: the trained street model scored against the scene's own labels, from
 its `edgewatch run --json` lines, from a model run by eval itself, and from predictions saved as a
-dataset; the door classifier scored against a folder per class; and the bad inputs."""
+dataset; the door classifier scored against a folder per class; and the bad inputs, each one line that
+names the file and line."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import supervision as sv
 from edgewatch.data.datasets import load, save
 from edgewatch.sources.door import DoorScene
 from edgewatch.sources.synthetic import LABELS, StreetScene
+from labelled import plain_dataset
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +165,49 @@ def test_bad_eval_input_is_one_line_and_exit_2(run_cli, tmp_path, street_truth, 
     assert done.returncode == 2
     error = done.stderr.decode().strip()
     assert message in error and "Traceback" not in error and len(error.splitlines()) == 1
+
+
+GOOD = b'{"file": "a.jpg", "detections": [{"label": "car", "score": 0.9, "box": [10, 20, 60, 70]}]}\n'
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b'{"file": "b.jpg", "detections": [{"label": "car", "score": 0.9, "box": [10, 20]}]}', "4 numbers"),
+        (b'{"file": "b.jpg", "detections": [{"label": "car", "score": "high", "box": [10, 20, 60, 70]}]}', "score"),
+        (b'{"file": "b.jpg", "detections": [{"label": "car", "score": NaN, "box": [10, 20, 60, 70]}]}', "score"),
+        (b'{"file": "b.jpg", "detections": [{"label": "car", "score": 0.5, "box": [10, NaN, 60, 70]}]}', "4 numbers"),
+        (b'{"file": "b.jpg", "detections": [{"label": "car", "score": 0.5, "box": [60, 20, 10, 70]}]}', "reversed"),
+        (b'{"file": "b.jpg", "detections": {"label": "car"}}', "detections"),
+        (b'{"file": "b\xff.jpg", "detections": []}', "UTF-8"),
+    ],
+    ids=["two-number-box", "string-score", "nan-score", "nan-corner", "reversed-box", "no-list", "not-utf-8"],
+)
+def test_a_bad_prediction_line_is_one_line_naming_it_and_exit_2(run_cli, tmp_path, line, reason):
+    truth = plain_dataset(tmp_path / "drawn", {"a.jpg": [("car", 10, 20, 60, 70)], "b.jpg": []}, ["car"], (160, 120))
+    save(truth, "yolo", tmp_path / "truth")
+    (tmp_path / "pred.jsonl").write_bytes(GOOD + line + b"\n")
+    done = run_cli("eval", "--truth", "truth", "--pred", "pred.jsonl", "--json", "result.json")
+    error = done.stderr.decode(errors="replace").strip()
+    assert done.returncode == 2, error
+    assert len(error.splitlines()) == 1 and "Traceback" not in error
+    assert "pred.jsonl line 2" in error and reason in error, error
+    assert not (tmp_path / "result.json").exists()  # no figures from predictions that could not be read
+
+
+@pytest.mark.parametrize(
+    ("results", "reason"),
+    [
+        (b'[{"image_id": 1, "category_id": 1, "bbox": [10, 20, 50, 50], "score": NaN}]', "result 1"),
+        (b'[{"image_id": 1, "category_id": 1, "bbox": [10, 20], "score": 0.9}]', "result 1"),
+        (b'[{"image_id": 1, "category_id": 1, "bbox": [10, 20, 50, 50], "score": "\xff"}]', "UTF-8"),
+    ],
+    ids=["nan-score", "two-number-bbox", "not-utf-8"],
+)
+def test_bad_coco_results_are_one_line_and_exit_2(run_cli, tmp_path, results, reason):
+    truth = plain_dataset(tmp_path / "drawn", {"a.jpg": [("car", 10, 20, 60, 70)]}, ["car"], (160, 120))
+    save(truth, "coco", tmp_path / "truth")
+    (tmp_path / "results.json").write_bytes(results)
+    done = run_cli("eval", "--truth", "truth/annotations.json", "--pred", "results.json")
+    error = done.stderr.decode(errors="replace").strip()
+    assert done.returncode == 2 and len(error.splitlines()) == 1 and reason in error, error

@@ -34,6 +34,7 @@ def convert(
     images: str | Path | None = None,
     classes: str | Path | Sequence[str] | None = None,
     force: bool = False,
+    allow_outside_images: bool = False,
 ) -> Report:
     """Read a dataset in one format and write it in another, copying the images.
 
@@ -46,6 +47,8 @@ def convert(
             in it is kept, one without annotations as an image without objects.
         classes: a file of class names, one a line (or the names), fixing the class ids.
         force: write into a folder that is not empty (replacing what this format writes there).
+        allow_outside_images: copy images an annotation names outside the dataset's image folders
+            (`../x.jpg`, an absolute path elsewhere); by default they are skipped and named.
 
     Returns:
         The counts written and the `file: reason` lines of what was skipped.
@@ -62,7 +65,9 @@ def convert(
     check_format(source_format)
     check_format(target_format)
     check_target(target, force)  # before reading: a refused target should not cost a long read
-    dataset, skipped = load(source_format, source, images=images, classes=classes)
+    dataset, skipped = load(
+        source_format, source, images=images, classes=classes, allow_outside_images=allow_outside_images
+    )
     save(dataset, target_format, target, force=force)
     return Report.of(dataset, skipped)
 
@@ -77,6 +82,7 @@ def split(
     force: bool = False,
     images: str | Path | None = None,
     classes: str | Path | Sequence[str] | None = None,
+    allow_outside_images: bool = False,
 ) -> Report:
     """Split a dataset into train / validation (/ test), stratified by class (see the module
     docstring), and write the parts: SageMaker's `train/`, `train_annotation/`, `validation/`,
@@ -93,6 +99,7 @@ def split(
         force: write into a folder that is not empty.
         images: as for `convert`.
         classes: as for `convert`.
+        allow_outside_images: as for `convert`.
 
     Returns:
         The report, with the images per part in `splits`.
@@ -105,7 +112,9 @@ def split(
     check_format(source_format)
     check_format(target_format)
     check_target(target, force)
-    dataset, skipped = load(source_format, source, images=images, classes=classes)
+    dataset, skipped = load(
+        source_format, source, images=images, classes=classes, allow_outside_images=allow_outside_images
+    )
     assignment = assign_splits(dataset, shares, seed)
     parts = {
         name: _subset(dataset, [image for image in dataset.image_paths if assignment[image] == index])

@@ -61,6 +61,9 @@ _ANNOTATIONS = {
     "coco": "annotations.json",
     "yolo": "labels",
 }
+# The files a per-image format keeps in its folder: VOC and SageMaker share `annotations/`, so clearing
+# that folder for one must leave the other's files.
+_OWN_FILES = {"voc": "*.xml", "sagemaker": "*.json", "yolo": "*.txt"}
 _EXIF_ORIENTATION = 0x0112
 
 
@@ -112,6 +115,7 @@ def load(
     path: str | Path,
     images: str | Path | None = None,
     classes: str | Path | Sequence[str] | None = None,
+    allow_outside_images: bool = False,
 ) -> tuple[sv.DetectionDataset, list[str]]:
     """Read a dataset, leaving out (and reporting) what cannot be used.
 
@@ -122,6 +126,9 @@ def load(
             is part of the dataset: one without annotations has no objects (CSV has no row for those).
         classes: a file of class names, one a line, or the names: fixes the class ids; a box of another
             class costs its image.
+        allow_outside_images: read an image an annotation names outside the folders the format keeps
+            its images in (`../x.jpg`, an absolute path elsewhere); by default such an image is skipped
+            and named, so a dataset from elsewhere cannot pull other files into the output.
 
     Returns:
         The dataset (image paths are the source images) and the `file: reason` lines of what was skipped.
@@ -143,7 +150,7 @@ def load(
         raise EdgewatchError(f"no such image folder: {image_dir}", "--images names the folder of the images")
     fixed = read_classes(classes) if classes is not None else None
     read = _READERS[format](path, image_dir, fixed)
-    return _assemble(read, image_dir, fixed)
+    return _assemble(read, image_dir, fixed, allow_outside_images)
 
 
 def save(dataset: sv.DetectionDataset, format: str, target: str | Path, force: bool = False) -> None:
@@ -159,7 +166,8 @@ def save(dataset: sv.DetectionDataset, format: str, target: str | Path, force: b
     check_format(format)
     target = Path(target)
     owned = ["images", _ANNOTATIONS[format], *(["data.yaml", "classes.txt"] if format == "yolo" else [])]
-    _prepare(target, force, owned, dataset)
+    own_files = {_ANNOTATIONS[format]: _OWN_FILES[format]} if format in _OWN_FILES else None
+    _prepare(target, force, owned, dataset, own_files=own_files)
     _write(dataset, format, target / "images", target / _ANNOTATIONS[format])
 
 
@@ -198,8 +206,10 @@ def write_annotations(dataset: sv.DetectionDataset, format: str, folder: str | P
     """Write only the annotations of `format` (layout of `save`) for a dataset whose images are already
     in `folder/images/`: how the sampler writes its drafts and the review page saves in place.
 
-    The annotations are written beside and then swapped in, so a failed write leaves the last ones
-    whole; annotations of other formats in the folder are left alone.
+    The annotations are written beside and then moved in file by file, so a failed write (a full disk)
+    leaves the last ones whole. Only the files of `format` for the images of `dataset` are replaced:
+    VOC and SageMaker share `annotations/`, and a save in one never removes the other's files, nor any
+    file it did not write.
 
     Raises:
         EdgewatchError: an image of `dataset` is not in `folder/images/`.
@@ -218,8 +228,10 @@ def write_annotations(dataset: sv.DetectionDataset, format: str, folder: str | P
     staging.mkdir(parents=True)
     try:
         _write_annotations(dataset, format, staging / _ANNOTATIONS[format])
-        for written in sorted(staging.iterdir()):
-            _swap_in(written, folder / written.name)
+        for written in sorted(path for path in staging.rglob("*") if path.is_file()):
+            target = folder / written.relative_to(staging)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(written, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -358,6 +370,7 @@ def _read_voc(path: Path, image_dir: Path | None, fixed: list[str] | None) -> _R
                 raise ValueError("no <annotation> element")
             size = tuple(int(float(root.findtext(f"size/{key}") or 0)) for key in ("width", "height"))
             detections, names = detections_from_xml_obj(root, [], (max(size[0], 1), max(size[1], 1)))
+            xyxy = _voc_corners(root)
         except ParseError as error:
             read.reject(file.stem, f"{file.name}: not valid XML ({error})")
             continue
@@ -366,8 +379,19 @@ def _read_voc(path: Path, image_dir: Path | None, fixed: list[str] | None) -> _R
             continue
         image = (root.findtext("filename") or "").strip() or file.stem
         names_of = [names[class_id] for class_id in detections.class_id]
-        read.items.append(_Item(file.name, image, size if all(size) else None, detections.xyxy, names_of))
+        read.items.append(_Item(file.name, image, size if all(size) else None, xyxy, names_of))
     return read
+
+
+def _voc_corners(root: Any) -> np.ndarray:
+    """Each object's box as its file gives it, 0-based: supervision puts reversed corners in order, but
+    xmin > xmax is a slip the docs promise to skip (with its image), as every other format's is."""
+    corners = [
+        [float(obj.findtext(f"bndbox/{key}") or "nan") for key in ("xmin", "ymin", "xmax", "ymax")]
+        for obj in root.findall("object")
+    ]
+    # VOC's devkit indices are 1-based and inclusive: the far edge is already the 0-based one
+    return np.array(corners, dtype=np.float64).reshape(-1, 4) - np.array([1.0, 1.0, 0.0, 0.0])
 
 
 def _read_csv(path: Path, image_dir: Path | None, fixed: list[str] | None) -> _Read:
@@ -575,14 +599,18 @@ _READERS: dict[str, Callable[[Path, Path | None, list[str] | None], _Read]] = {
 }
 
 
-def _assemble(read: _Read, image_dir: Path | None, fixed: list[str] | None) -> tuple[sv.DetectionDataset, list[str]]:
+def _assemble(
+    read: _Read, image_dir: Path | None, fixed: list[str] | None, allow_outside_images: bool = False
+) -> tuple[sv.DetectionDataset, list[str]]:
     """Check every item against its image and the classes, and build the dataset of those that pass."""
     skipped, rejected = read.skipped, set(read.rejected)
     kept: dict[str, tuple[np.ndarray, list[str], np.ndarray | None]] = {}
     names_taken: dict[str, str] = {}
     for item in read.items:
-        image = _find(item.image, read.image_dirs)
+        image = _find(item.image, read.image_dirs, allow_outside_images)
         problem = _problem(item, image, fixed)
+        if image is None and not allow_outside_images and _outside(item.image, read.image_dirs):
+            problem = f"image {item.image} is outside the dataset's image folders"
         if problem is None and image is not None and image.name in names_taken:
             problem = f"image name {image.name} is also used by {names_taken[image.name]}"
         if problem is not None or image is None:
@@ -642,18 +670,32 @@ def _box(xyxy: np.ndarray) -> str:
     return "(" + ", ".join(f"{value:g}" for value in xyxy) + ")"
 
 
-def _find(name: str, folders: Iterable[Path]) -> Path | None:
+def _find(name: str, folders: Iterable[Path], allow_outside: bool = False) -> Path | None:
     """The image `name` names: as given (relative to each folder, or absolute), then by its file name
-    alone, then, for a bare stem, with each image suffix."""
+    alone, then, for a bare stem, with each image suffix; unless `allow_outside`, only inside `folders`."""
+    folders = list(folders)
     relative = Path(name)
     names = [relative, Path(relative.name)]
     if relative.suffix.lower() not in IMAGE_SUFFIXES:
         names += [Path(relative.name + suffix) for suffix in (*IMAGE_SUFFIXES, *(s.upper() for s in IMAGE_SUFFIXES))]
     for folder in folders:
         for candidate in names:
-            if (folder / candidate).is_file():
-                return folder / candidate
+            path = folder / candidate
+            if (allow_outside or _within(path, folders)) and path.is_file():
+                return path
     return None
+
+
+def _outside(name: str, folders: Sequence[Path]) -> bool:
+    """Whether `name` (`../x.jpg`, `/elsewhere/x.jpg`), taken from one of `folders`, leads out of all."""
+    return any(not _within(folder / name, folders) for folder in folders)
+
+
+def _within(path: Path, folders: Sequence[Path]) -> bool:
+    """Whether `path`, its `..` taken as written, is inside one of `folders`. Links are not followed: a
+    link a dataset's owner put in its folder is theirs to make; a name in an annotation is not."""
+    normal = Path(os.path.normpath(os.path.abspath(path)))
+    return any(normal.is_relative_to(os.path.normpath(os.path.abspath(folder))) for folder in folders)
 
 
 def images_in(folder: Path) -> list[Path]:
@@ -680,11 +722,17 @@ def _one_file(folder: Path, pattern: str, *preferred: str) -> Path | None:
 
 
 def _prepare(
-    target: Path, force: bool, owned: Sequence[str], dataset: sv.DetectionDataset | None, create: bool = True
+    target: Path,
+    force: bool,
+    owned: Sequence[str],
+    dataset: sv.DetectionDataset | None,
+    create: bool = True,
+    own_files: dict[str, str] | None = None,
 ) -> None:
     """Refuse a target that is a file, or not empty without `force`, or that holds the source images;
     with `force`, clear only what this writer would write, so stale files of an earlier run (images of
-    another split, say) cannot mix in, and nothing else of the folder is touched."""
+    another split, say) cannot mix in, and nothing else of the folder is touched. A folder named in
+    `own_files` loses only the files of its pattern (another format's files there stay)."""
     if target.exists() and not target.is_dir():
         raise EdgewatchError(f"output {target} is a file", "name a folder for the output")
     if dataset is not None:
@@ -700,7 +748,12 @@ def _prepare(
         if create:
             for name in owned:
                 path = target / name
-                if path.is_dir():
+                pattern = (own_files or {}).get(name)
+                if path.is_dir() and pattern is not None:
+                    for file in path.glob(pattern):
+                        if file.is_file():
+                            file.unlink()
+                elif path.is_dir():
                     shutil.rmtree(path)
                 elif path.exists():
                     path.unlink()
@@ -788,15 +841,3 @@ def _add_yolo_scores(dataset: sv.DetectionDataset, folder: Path) -> None:
         lines = label.read_text(encoding="utf-8").splitlines()
         scores = _scores_or_ones(detections)
         label.write_text("".join(f"{line} {score:.4f}\n" for line, score in zip(lines, scores, strict=True)))
-
-
-def _swap_in(written: Path, target: Path) -> None:
-    """Put `written` where `target` is, replacing it whole (file or folder)."""
-    if written.is_dir() and target.is_dir():
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
-        written.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(written, target)

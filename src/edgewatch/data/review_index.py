@@ -9,7 +9,8 @@ the same folder; the index itself stays the record of the review.
 The index lives in a hidden folder because a `review.json` beside the annotations would read as one
 more COCO file or SageMaker record to the format readers. Every write goes to a temporary file that
 replaces the index in one step, after the index as it was has been copied to
-`.review/backups/review-<UTC time with microseconds>.json` (the last `KEEP_BACKUPS` are kept).
+`.review/backups/review-<UTC time with microseconds>.json` (the last `KEEP_BACKUPS` are kept, at
+most `BACKUP_BYTES` of them together).
 
 Example index:
 
@@ -24,13 +25,12 @@ Example index:
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import supervision as sv
@@ -51,6 +51,14 @@ INDEX_FOLDER = ".review"
 INDEX_NAME = "review.json"
 BACKUP_FOLDER = "backups"
 KEEP_BACKUPS = 50
+# Backups together stay under this (the newest is kept whatever its size): 50 copies of a large index
+# would otherwise fill a small disk.
+BACKUP_BYTES = 64 * 1024 * 1024
+# What one image's edit may hold: far more boxes than a person draws, and corners well past any camera's
+# frame (JPEG stops at 65,535 pixels a side), so no single request can grow the index (and each of its
+# backups) by megabytes.
+MAX_BOXES = 1000
+MAX_PIXELS = 100_000.0
 # A box edge moved by less than this (pixels) is the same box: the page sends floats back as it got them.
 SAME_PLACE = 1e-3
 MIN_SIZE = 1.0  # pixels: a box narrower or lower than this is a slip of the mouse
@@ -119,14 +127,18 @@ class ReviewFile(BaseModel):
     saved: SavedExport | None = None
 
 
+Pixel = Annotated[float, Field(ge=-MAX_PIXELS, le=MAX_PIXELS)]
+
+
 class BoxEdit(BaseModel):
     """A box as the page sends it back: `id` None (or unknown) for a box a person drew."""
 
-    model_config = ConfigDict(extra="forbid")
+    # JSON's 1e309 parses to an infinity: refused here, so no edit reaches the index without finite corners
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    id: int | None = None
+    id: int | None = Field(None, ge=0)
     label: str = Field(min_length=1, max_length=100)
-    xyxy: tuple[float, float, float, float]
+    xyxy: tuple[Pixel, Pixel, Pixel, Pixel]
     status: Status = "accepted"
 
     @field_validator("label")
@@ -137,20 +149,21 @@ class BoxEdit(BaseModel):
             raise ValueError("a label is one line of printable text")
         return label
 
-    @field_validator("xyxy")
-    @classmethod
-    def _finite(cls, xyxy: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-        if not all(math.isfinite(value) for value in xyxy):
-            raise ValueError("box corners must be finite numbers")
-        return xyxy
-
 
 class ImageEdit(BaseModel):
-    """An image's boxes and state as the page sends them (request body of the PUT)."""
+    """An image's boxes and state as the page sends them (request body of the PUT), at most
+    `MAX_BOXES` boxes with corners within `MAX_PIXELS`.
+
+    Example:
+        >>> body = '{"state": "reviewed", "boxes": [{"label": "car", "xyxy": [1, 2, 3, 4]}]}'
+        >>> edit = ImageEdit.model_validate_json(body)
+        >>> edit.boxes[0].xyxy
+        (1.0, 2.0, 3.0, 4.0)
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    boxes: list[BoxEdit]
+    boxes: list[BoxEdit] = Field(max_length=MAX_BOXES)
     state: State
 
 
@@ -434,14 +447,25 @@ class ReviewIndex:
         if self.path.is_file():
             self.backups.mkdir(exist_ok=True)
             shutil.copy2(self.path, self.backups / f"review-{self._backup_stamp()}.json")
-            for old in sorted(self.backups.glob("review-*.json"))[:-KEEP_BACKUPS]:
-                old.unlink(missing_ok=True)
+            self._prune_backups()
         temporary = self.path.with_name(f".{INDEX_NAME}.tmp")
         try:
             temporary.write_text(self._file.model_dump_json(indent=1), encoding="utf-8")
             os.replace(temporary, self.path)
         finally:
             temporary.unlink(missing_ok=True)
+
+    def _prune_backups(self) -> None:
+        """Keep the newest backups, at most `KEEP_BACKUPS` of them and `BACKUP_BYTES` together; the
+        newest is kept whatever its size, as it is the one a person restores."""
+        total = 0
+        for number, backup in enumerate(sorted(self.backups.glob("review-*.json"), reverse=True)):
+            try:
+                total += backup.stat().st_size
+            except OSError:  # removed meanwhile: nothing left to prune
+                continue
+            if number and (number >= KEEP_BACKUPS or total > BACKUP_BYTES):
+                backup.unlink(missing_ok=True)
 
     def _backup_stamp(self) -> str:
         """The UTC time with microseconds, later than the last backup's: two writes within one

@@ -84,7 +84,11 @@ def read_run_classifications(path: Path) -> dict[str, str]:
     predicted = {}
     for number, record in _json_lines(Path(path)):
         classification = record.get("classification")
-        if not record.get("file") or not isinstance(classification, dict):
+        if (
+            not isinstance(record.get("file"), str)
+            or not isinstance(classification, dict)
+            or "label" not in classification
+        ):
             raise EdgewatchError(
                 f"{path} line {number} has no 'file' or no 'classification'",
                 "run a classifier on an image folder: `edgewatch run --source IMAGE_FOLDER --json FILE`",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -400,12 +401,18 @@ def read_run_json(path: Path, classes: list[str]) -> dict[str, sv.Detections]:
     Each line needs `file` (written for image sources) and is matched to the truth by it. Labels are
     mapped to `classes` by name (ignoring case); boxes of other labels are left out, with a warning,
     since the truth cannot say whether they are right.
+
+    Raises:
+        EdgewatchError: a line that is not valid (not UTF-8 or JSON, no `file`, a box that is not 4
+            finite numbers in order, a score that is not a finite number), naming the file and line. A
+            line is not skipped: its image would count as one where nothing was found, and every figure
+            would be off without a word.
     """
     matcher = LabelMatcher(classes)
     predictions: dict[str, sv.Detections] = {}
     for number, record in _json_lines(Path(path)):
         name = record.get("file")
-        if not name:
+        if not name or not isinstance(name, str):
             raise EdgewatchError(
                 f"{path} line {number} has no 'file'",
                 "predictions need image names: run `edgewatch run --source IMAGE_FOLDER --json FILE`",
@@ -413,17 +420,45 @@ def read_run_json(path: Path, classes: list[str]) -> dict[str, sv.Detections]:
         name = Path(name).name
         if name in predictions:
             raise EdgewatchError(f"{path} has image {name!r} twice (line {number})", "run each image once")
-        boxes, class_ids, scores = [], [], []
-        for detection in record.get("detections", []):
-            k = matcher.id(detection.get("label", ""))
-            if k is None:
-                continue
-            boxes.append(detection["box"])
-            class_ids.append(k)
-            scores.append(detection.get("score", 1.0))
-        predictions[name] = _detections(boxes, class_ids, scores)
+        try:
+            found = _run_detections(record.get("detections", []))
+        except ValueError as error:
+            raise EdgewatchError(
+                f"{path} line {number}: {error}",
+                "give the lines `edgewatch run --json` writes; docs/formats.md has their shape",
+            ) from None
+        kept = [(box, k, score) for box, label, score in found if (k := matcher.id(label)) is not None]
+        predictions[name] = _detections([box for box, _, _ in kept], [k for _, k, _ in kept], [p for *_, p in kept])
     matcher.warn()
     return predictions
+
+
+def _run_detections(detections: Any) -> list[tuple[list[float], str, float]]:
+    """The `(box, label, score)` of each detection of a `--json` line, checked.
+
+    Raises:
+        ValueError: what is wrong with which detection (numbered from 1).
+    """
+    if not isinstance(detections, list):
+        raise ValueError("'detections' is not a list")
+    found = []
+    for number, detection in enumerate(detections, start=1):
+        if not isinstance(detection, dict):
+            raise ValueError(f"detection {number} is not a JSON object")
+        box, score = detection.get("box"), detection.get("score", 1.0)
+        if not isinstance(box, list) or len(box) != 4 or not all(_finite(value) for value in box):
+            raise ValueError(f"detection {number}: 'box' is not 4 numbers x1, y1, x2, y2 in pixels")
+        if box[2] < box[0] or box[3] < box[1]:
+            raise ValueError(f"detection {number}: 'box' {box} is reversed (x2 < x1 or y2 < y1)")
+        if not _finite(score):
+            raise ValueError(f"detection {number}: 'score' is not a finite number")
+        found.append(([float(value) for value in box], str(detection.get("label", "")), float(score)))
+    return found
+
+
+def _finite(value: Any) -> bool:
+    """A JSON number that is neither NaN nor infinite (JSON's `true` is no number, though Python's is)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def read_coco_results(path: Path, truth_coco: Path, classes: list[str]) -> dict[str, sv.Detections]:
@@ -438,19 +473,25 @@ def read_coco_results(path: Path, truth_coco: Path, classes: list[str]) -> dict[
         index = {name: k for k, name in enumerate(classes)}
         category = {c["id"]: index.get(c["name"]) for c in truth_data["categories"]}
         grouped: dict[str, tuple[list, list, list]] = {name: ([], [], []) for name in image_names.values()}
-        for result in results:
+        for number, result in enumerate(results, start=1):
             name = image_names[result["image_id"]]
             k = category.get(result["category_id"])
             if k is None:
                 continue
-            x, y, w, h = result["bbox"]
+            bbox, score = result["bbox"], result.get("score", 1.0)
+            if not isinstance(bbox, list) or len(bbox) != 4 or not all(_finite(value) for value in bbox):
+                raise ValueError(f"result {number}: 'bbox' is not 4 numbers x, y, width, height")
+            if bbox[2] < 0 or bbox[3] < 0 or not _finite(score):
+                raise ValueError(f"result {number}: a negative width or height, or a score that is no number")
+            x, y, w, h = bbox
             grouped[name][0].append([x, y, x + w, y + h])
             grouped[name][1].append(k)
-            grouped[name][2].append(result.get("score", 1.0))
+            grouped[name][2].append(score)
     except (KeyError, TypeError, ValueError) as error:
+        reason = str(error) if isinstance(error, ValueError) else repr(error)
         raise EdgewatchError(
-            f"cannot read COCO results {path}: {error!r}", "check it against the truth COCO file"
-        ) from error
+            f"cannot read COCO results {path}: {reason}", "check it against the truth COCO file"
+        ) from None
     return {name: _detections(*columns) for name, columns in grouped.items() if columns[0]}
 
 
@@ -633,25 +674,40 @@ def _mean_valid(values: list[float | None]) -> float | None:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError as error:
-        raise EdgewatchError(f"no such file: {path}", "check the path") from error
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise EdgewatchError(f"no such file: {path}", "check the path") from None
+    except OSError as error:
+        raise EdgewatchError(f"cannot read {path}: {error.strerror or error}", "check the path") from None
+    except UnicodeDecodeError as error:
+        raise EdgewatchError(
+            f"{path} is not UTF-8 text (byte {error.start})", "give the file as it was written"
+        ) from None
     except json.JSONDecodeError as error:
-        raise EdgewatchError(f"{path} is not JSON: {error}", "give the file as it was written") from error
+        raise EdgewatchError(f"{path} is not JSON: {error}", "give the file as it was written") from None
 
 
 def _json_lines(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
     try:
-        text = path.read_text()
-    except FileNotFoundError as error:
-        raise EdgewatchError(f"no such file: {path}", "give the file written by `edgewatch run --json`") from error
-    for number, line in enumerate(text.splitlines(), start=1):
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise EdgewatchError(f"no such file: {path}", "give the file written by `edgewatch run --json`") from None
+    except OSError as error:
+        raise EdgewatchError(f"cannot read {path}: {error.strerror or error}", "check the path") from None
+    # bytes split only at line ends: str.splitlines would also split a JSON string at a U+2028 in it
+    for number, raw in enumerate(data.splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise EdgewatchError(
+                f"{path} line {number} is not UTF-8 text (byte {error.start} of the line)", "give JSON lines in UTF-8"
+            ) from None
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            raise EdgewatchError(f"{path} line {number} is not JSON: {error}", "give JSON lines") from error
+            raise EdgewatchError(f"{path} line {number} is not JSON: {error}", "give JSON lines") from None
         if not isinstance(record, dict):
             raise EdgewatchError(f"{path} line {number} is not a JSON object", "give `edgewatch run --json` lines")
         yield number, record
