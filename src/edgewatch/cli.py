@@ -139,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--images", type=Path, help="where the images are, when not beside the labels")
         command.add_argument("--classes", type=Path, help="class names, one a line: fixes the ids")
         command.add_argument("--force", action="store_true", help="replace an output folder that is not empty")
+        command.add_argument(
+            "--allow-outside-images", action="store_true",
+            help="read images an annotation names outside the dataset's image folders (../x.jpg, /abs/x.jpg)",
+        )  # fmt: skip
 
     sample = data_commands.add_parser("sample", help="choose frames worth labelling from a video or stream")
     sample.add_argument("source", help="video file, image folder, camera index, stream URL or synthetic:SCENE")
@@ -177,6 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--json", type=Path, help="write every figure as JSON")
     evaluation.add_argument("--pr-curve", type=Path, help="write the precision-recall curves as PNG")
     evaluation.add_argument("--compare", type=Path, nargs="+", help="summarise several --json results instead")
+
+    outbox = commands.add_parser("outbox", help="MQTT events waiting in a storage folder, per broker; drop a queue")
+    outbox.add_argument(
+        "--storage", default=StorageConfig().path, help="the run's storage.path (default ./edgewatch-data)"
+    )
+    outbox.add_argument(
+        "--drop", nargs="?", const="all", metavar="BROKER",
+        help="drop BROKER's queue, as listed (HOST:PORT[/PREFIX], embedded, unknown); alone: every queue",
+    )  # fmt: skip
 
     synth = commands.add_parser(
         "synth", help="write a synthetic scene as a video and its ground truth (street, pets, door)"
@@ -374,7 +387,10 @@ def _data(args: argparse.Namespace) -> int:
         print(result.summary())
         return 0
 
-    common = {"images": args.images, "classes": args.classes, "force": args.force}
+    common = {
+        "images": args.images, "classes": args.classes, "force": args.force,
+        "allow_outside_images": args.allow_outside_images,
+    }  # fmt: skip
     if args.data_command == "convert":
         report = convert(args.source_format, args.target_format, args.source, args.target, **common)
     else:
@@ -498,6 +514,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _data(args)
         if args.command == "review":
             return _review(args)
+        if args.command == "outbox":
+            from edgewatch.sinks.outbox import manage
+
+            print(manage(args.storage, args.drop))
+            return 0
         return _demo(args)
     except EdgewatchError as error:
         if debug:

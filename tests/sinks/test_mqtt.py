@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -17,8 +18,9 @@ from brokers import Mosquitto, free_port
 from edgewatch.analytics.events import make_event
 from edgewatch.config import MqttConfig
 from edgewatch.sinks.broker import EmbeddedBroker
+from edgewatch.sinks.files import staged_path
 from edgewatch.sinks.mqtt import MqttPublisher
-from edgewatch.sinks.outbox import Outbox
+from edgewatch.sinks.outbox import UNKNOWN, Outbox
 from media import edgewatch_command
 
 
@@ -148,7 +150,7 @@ def test_events_queued_by_a_killed_run_are_delivered_by_the_next(tmp_path):
     time.sleep(9)
     first.send_signal(signal.SIGKILL)
     first.wait(10)
-    queued = [json.loads(line)["message_id"] for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    queued = message_ids(staged_path(tmp_path / "events.jsonl"))  # a killed run leaves its lines there
     assert queued, "the first run raised no event before it was killed"
     broker.start()
     subscriber = Subscriber(broker.port, "edgewatch/#")
@@ -227,3 +229,109 @@ def test_tls_with_the_brokers_ca_delivers_and_without_it_is_refused(tmp_path):
         untrusted.close(flush_timeout=0)
     finally:
         broker.stop()
+
+
+def message_ids(path) -> list[str]:
+    return [json.loads(line)["message_id"] for line in path.read_text().splitlines()]
+
+
+def test_events_queued_for_an_unreachable_broker_go_to_it_when_it_is_back_and_never_to_another(tmp_path):
+    """A run whose broker never answered (a typo, a test broker) leaves its events queued; a later run
+    in the same storage folder that names another broker must not publish them there."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    first_broker, other_broker = Mosquitto(tmp_path / "a"), Mosquitto(tmp_path / "b").start()
+
+    def run(broker: Mosquitto, seconds: int, events: str) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            edgewatch_command("run", "--source", f"synthetic:street?seed=2&seconds={seconds}", "--mqtt",
+                              f"127.0.0.1:{broker.port}", "--events", events, "--quiet"),
+            cwd=tmp_path, capture_output=True, timeout=90,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr.decode()
+        return done
+
+    run(first_broker, 4, "first.jsonl")  # its broker is down: every event stays queued
+    queued = message_ids(tmp_path / "first.jsonl")
+    assert queued, "the first run raised no event"
+    other = Subscriber(other_broker.port, "edgewatch/#")
+    try:
+        second = run(other_broker, 2, "second.jsonl")
+        own = message_ids(tmp_path / "second.jsonl")
+        assert own, "the second run raised no event"
+        assert other.wait_for(lambda: set(own) <= {event["message_id"] for event in other.events()})
+        assert not set(queued) & {event["message_id"] for event in other.events()}, "sent to the wrong broker"
+        said = second.stderr.decode()
+        assert f"{len(queued)} MQTT events wait for 127.0.0.1:{first_broker.port}" in said
+        assert f"not sent to 127.0.0.1:{other_broker.port}" in said
+        assert f"`edgewatch outbox --drop 127.0.0.1:{first_broker.port}` drops them" in said
+    finally:
+        other.close()
+        other_broker.stop()
+
+    first_broker.start()
+    back = Subscriber(first_broker.port, "edgewatch/#")
+    try:
+        run(first_broker, 1, "third.jsonl")
+        assert back.wait_for(lambda: set(queued) <= {event["message_id"] for event in back.events()})
+        arrived = dict.fromkeys(event["message_id"] for event in back.events())  # first copies, in order
+        assert [message for message in arrived if message in queued] == queued
+    finally:
+        back.close()
+        first_broker.stop()
+    assert len(Outbox(tmp_path / "edgewatch-data" / "mqtt-outbox.sqlite")) == 0
+
+
+def test_an_outbox_from_before_queues_per_broker_is_kept_and_never_sent_to_the_new_broker(tmp_path):
+    storage = tmp_path / "edgewatch-data"
+    storage.mkdir()
+    old = sqlite3.connect(storage / "mqtt-outbox.sqlite")  # the schema of the outbox before brokers
+    old.execute("CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT, payload BLOB)")
+    waiting = [crossing(index) for index in range(3)]
+    for event in waiting:
+        old.execute("INSERT INTO outbox (topic, payload) VALUES (?, ?)", ("edgewatch/street/events", json.dumps(event)))
+    old.commit()
+    old.close()
+    broker = Mosquitto(tmp_path).start()
+    subscriber = Subscriber(broker.port, "edgewatch/#")
+    try:
+        done = subprocess.run(
+            edgewatch_command("run", "--source", "synthetic:street?seed=2&seconds=2", "--mqtt", f"127.0.0.1:{broker.port}",
+                              "--events", "events.jsonl", "--quiet"),
+            cwd=tmp_path, capture_output=True, timeout=90,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr.decode()
+        own = message_ids(tmp_path / "events.jsonl")
+        assert subscriber.wait_for(lambda: set(own) <= {event["message_id"] for event in subscriber.events()})
+        received = {event["message_id"] for event in subscriber.events()}
+    finally:
+        subscriber.close()
+        broker.stop()
+    assert not received & {event["message_id"] for event in waiting}, "an unknown broker's events were sent"
+    said = done.stderr.decode()
+    assert "3 MQTT events wait for an unknown broker" in said and "`edgewatch outbox --drop unknown`" in said
+    outbox = Outbox(storage / "mqtt-outbox.sqlite")
+    assert outbox.waiting() == {UNKNOWN: 3}
+    assert [json.loads(payload) for _, _, payload in outbox.peek(UNKNOWN, 10)] == waiting  # kept as they were
+    assert outbox.drop(UNKNOWN) == 3 and len(outbox) == 0
+
+
+def test_the_embedded_broker_is_one_queue_whatever_port_it_gets(tmp_path):
+    outbox_path = tmp_path / "mqtt-outbox.sqlite"
+    config = MqttConfig(host="embedded", port=0)
+    gone = MqttPublisher(config, Outbox(outbox_path), host="127.0.0.1", port=free_port()).start()  # nothing listens
+    sent = [crossing(index) for index in range(5)]
+    for event in sent:
+        gone.event(event)
+    gone.close(flush_timeout=0)
+    with EmbeddedBroker(port=free_port()) as broker:
+        subscriber = Subscriber(broker.port, "edgewatch/street/events")
+        publisher = MqttPublisher(config, Outbox(outbox_path), host=broker.host, port=broker.port)
+        try:
+            assert subscriber.wait_for(lambda: subscriber.client.is_connected())
+            publisher.start()
+            assert subscriber.wait_for(lambda: len(subscriber.events()) == 5)
+            assert [event["message_id"] for event in subscriber.events()] == [event["message_id"] for event in sent]
+        finally:
+            publisher.close()
+            subscriber.close()

@@ -3,6 +3,7 @@ full disk that costs a clip at most, never the pipeline."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -33,8 +34,8 @@ DAY = "2026-11-23"
 class Street:
     """Synthetic street frames at FPS with their true boxes (tracked, as analytics would hand them on)."""
 
-    def __init__(self, seed: int = 1, **scene: object) -> None:
-        self.scene = StreetScene(width=320, height=180, fps=FPS, seed=seed, **scene)  # type: ignore[arg-type]
+    def __init__(self, seed: int = 1, width: int = 320, height: int = 180, **scene: object) -> None:
+        self.scene = StreetScene(width=width, height=height, fps=FPS, seed=seed, **scene)  # type: ignore[arg-type]
 
     def result(self, index: int, visible_only: bool = False) -> FrameResult:
         image, truth = self.scene.render(index)
@@ -164,13 +165,14 @@ def test_an_object_clip_follows_its_start_and_end_and_its_snapshot_is_the_best_f
             events += analysis.events
     start, end = (event for event in events if event["type"] == "object")
     assert end["phase"] == "end" and end["exited"] == "right"
-    record = json.loads((media(tmp_path) / f"{start['id']}.json").read_text())
+    folder = tmp_path / "media" / "street" / start["wall_time"][:10]  # real analytics stamp the real day
+    record = json.loads((folder / f"{start['id']}.json").read_text())
     assert abs(record["start"] - (start["time"] - 1)) <= 1 / FPS
     assert abs(record["end"] - (end["time"] + 1)) <= 1 / FPS
-    frames, seconds, _ = video(media(tmp_path) / f"{start['id']}.mp4")
+    frames, seconds, _ = video(folder / f"{start['id']}.mp4")
     assert abs(seconds - (end["time"] - start["time"] + 2)) <= 1 / FPS and frames == record["frames"]
     assert record["snapshot_frame"] == end["best_frame"]
-    snapshot = cv2.imread(str(media(tmp_path) / f"{start['id']}.jpg")).astype(int)
+    snapshot = cv2.imread(str(folder / f"{start['id']}.jpg")).astype(int)
     best, other = street.scene.render(end["best_frame"])[0], street.scene.render(end["best_frame"] - 10)[0]
     assert np.abs(snapshot - best).mean() < np.abs(snapshot - other).mean()
 
@@ -252,13 +254,12 @@ def test_retention_by_size_keeps_the_newest_clip(tmp_path: Path):
     ]
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 3 MB tmpfs, so a disk can be filled for real."""
-    mount = tmp_path / "disk"
+@contextlib.contextmanager
+def tmpfs(mount: Path, megabytes: int) -> Iterator[Path]:
+    """A real disk of `megabytes` MiB (tmpfs), so it can be filled for real."""
     mount.mkdir()
     try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(mount)], capture_output=True)  # fmt: skip
     except FileNotFoundError:
         pytest.skip("no mount command to make a small disk with")
     if done.returncode != 0:
@@ -268,6 +269,13 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     finally:
         if subprocess.run(["umount", str(mount)], capture_output=True).returncode != 0:
             subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 3 MB tmpfs."""
+    with tmpfs(tmp_path / "disk", 3) as mount:
+        yield mount
 
 
 def fill(disk: Path) -> None:
@@ -322,6 +330,70 @@ def test_a_full_disk_costs_the_oldest_media_or_one_clip_never_the_run(small_disk
         "after.json",
         "after.mp4",
     ]
+
+
+#: seconds each incident lasts, in the order they happen: 640x360 clips of about 0.5, 0.9, 0.5, 2.0, 0.5 MB
+DURATIONS = (2.0, 6.0, 2.0, 16.0, 2.0)
+
+
+def offer_clips(root: Path) -> Iterator[tuple[str, bool]]:
+    """Feed the recorder one incident after another as the pipeline would, each in its own stretch of
+    frames; yields each clip's name, and whether it was saved, once its save is over."""
+    street, index = Street(width=640, height=360), 0
+    with recorder(root, pre=1, post=1, path=root) as rec:
+        for number, seconds in enumerate(DURATIONS):
+            name, at = f"clip{number}", index / FPS + 1
+            end = index + 10 + round(seconds * FPS)
+            feed(rec, street, range(index, end + 20), {index + 10: [incident("start", name, at)], end: [incident("end", name, at + seconds)]})  # fmt: skip
+            index = end + 20
+            wait_until(lambda: rec.saved + rec.dropped == number + 1)  # noqa: B023 (called at once)
+            yield name, (media(root) / f"{name}.json").exists()
+
+
+def on_disk(root: Path) -> dict[str, int]:
+    """Bytes each saved clip takes on the disk (whole blocks), by name."""
+    sizes: dict[str, int] = {}
+    for path in media(root).glob("clip*"):
+        name = path.name.split(".")[0].removesuffix("-boxes")
+        sizes[name] = sizes.get(name, 0) + path.stat().st_blocks * 512
+    return sizes
+
+
+@pytest.fixture(scope="module")
+def clip_sizes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
+    """What each clip of `offer_clips` takes on a disk with room for all of them."""
+    root = tmp_path_factory.mktemp("roomy")
+    assert all(saved for _, saved in offer_clips(root))
+    return on_disk(root)
+
+
+@pytest.mark.parametrize("megabytes", [1, 2, 3, 5])
+def test_a_full_disk_keeps_every_clip_that_fits_and_never_loses_one_for_a_clip_it_cannot_save(
+    tmp_path: Path, megabytes: int, clip_sizes: dict[str, int]
+):
+    slack = 64 * 1024  # block rounding and the recorder's margin
+    with tmpfs(tmp_path / "disk", megabytes) as disk:
+        capacity = os.statvfs(disk).f_blocks * os.statvfs(disk).f_frsize
+        before: dict[str, int] = {}
+        order: list[str] = []
+        for name, saved in offer_clips(disk):
+            after = on_disk(disk)
+            if clip_sizes[name] < capacity - slack:
+                assert saved, f"{name} ({clip_sizes[name]} bytes) fits on an empty {megabytes} MB disk but was dropped"
+            if not saved:
+                assert after == before, f"{name} was dropped, and saved clips went with it"
+                continue
+            order.append(name)
+            kept = [old for old in order if old in after]
+            assert kept == order[len(order) - len(kept) :], "only the oldest clips make room"
+            deleted = [old for old in order if old in before and old not in after]  # oldest first
+            if deleted:  # the newest of those deleted could not have stayed beside the new clip
+                assert sum(after.values()) + before[deleted[-1]] > capacity - slack, (
+                    f"{deleted[-1]} deleted for nothing"
+                )
+            before = after
+        assert leftovers(disk) == []
+        print(f"{megabytes} MB: kept {sorted(before)} of {order}")
 
 
 def test_bad_settings_are_clear_errors(tmp_path: Path):

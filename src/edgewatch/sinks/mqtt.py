@@ -8,25 +8,29 @@ Topics under the prefix (docs/mqtt.md): `availability` (retained, `online` / `of
 Events go through an on-disk outbox first and leave it only when the broker acknowledged them, in
 order: an outage, or edgewatch being killed, delays them but loses none. A message acknowledged just
 before a crash may come again after the restart (at least once); each carries a `message_id` to drop
-the copy by. Stats are not queued: the retained latest is what matters, and it is sent on reconnect.
+the copy by. The outbox keeps a queue per broker (host, port, prefix): a run sends only its own
+broker's, and says at the start what waits for others. Stats are not queued: the retained latest is
+what matters, and it is sent on reconnect.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shlex
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from edgewatch.config import MqttConfig
+from edgewatch.config import MqttConfig, StorageConfig
 from edgewatch.pipeline.stage import Stage
-from edgewatch.sinks.outbox import Outbox
+from edgewatch.sinks.outbox import UNKNOWN, Broker, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,8 @@ class MqttPublisher:
         config: the `mqtt:` settings (host, port, prefix, credentials, TLS, discovery).
         outbox: the on-disk queue of events not yet acknowledged (`<storage.path>/mqtt-outbox.sqlite`).
         rules: camera → its rule names, for Home Assistant's binary sensors.
-        host, port: where to connect, when not the config's (the embedded broker's address).
+        host, port: where to connect, when not the config's (the embedded broker's address). The
+            outbox queue is the config's broker's: `embedded` is one queue whatever port it gets.
 
     Example:
         >>> publisher = MqttPublisher(MqttConfig(host="127.0.0.1"), Outbox(":memory:"))  # doctest: +SKIP
@@ -61,6 +66,8 @@ class MqttPublisher:
         self.host = host or config.host
         self.port = port or config.port
         self.prefix = config.prefix.rstrip("/")
+        #: whose queue in the outbox this run fills and sends
+        self.broker = Broker.named(config.host, self.port, self.prefix)
         self._connected = threading.Event()
         self._stop = threading.Event()
         self._stats: dict[str, dict[str, Any]] = {}  # camera → latest stats, re-sent on reconnect
@@ -98,6 +105,7 @@ class MqttPublisher:
 
     def start(self) -> MqttPublisher:
         """Connect in the background (a broker that is down now is retried) and start sending."""
+        self._say_waiting()
         self._client.connect_async(self.host, self.port, keepalive=self.config.keepalive)
         self._client.loop_start()
         self._sender.start()
@@ -139,13 +147,38 @@ class MqttPublisher:
             log.warning("MQTT connection to %s:%d lost (%s); events wait on disk", self.host, self.port, reason)
         self._connected.clear()
 
+    def _say_waiting(self) -> None:
+        """One line on what earlier runs left queued: this broker's is sent first, the others' never.
+
+        For example: `12 MQTT events wait for mqtt.example:1883 from earlier runs, not sent to
+        127.0.0.1:1883; `edgewatch outbox --drop mqtt.example:1883` drops them`.
+        """
+        waiting = self.outbox.waiting()
+        own = waiting.pop(self.broker, 0)
+        first = f"{own} MQTT events from an earlier run wait for {self.broker} and are sent first" if own else ""
+        if not waiting:
+            if first:
+                log.info("%s", first)
+            return
+        (broker, count), *rest = waiting.items()
+        others = [f"{count} MQTT events wait for {_name(broker)}", *(f"{n} for {_name(b)}" for b, n in rest)]
+        storage = _storage_option(self.outbox)
+        if len(waiting) == 1:
+            drop = f"`edgewatch outbox{storage} --drop {next(iter(waiting))}` drops them"
+        else:
+            drop = f"`edgewatch outbox{storage}` lists them, `edgewatch outbox{storage} --drop BROKER` drops one queue"
+        log.warning(
+            "%s%s from earlier runs, not sent to %s; %s",
+            f"{first}; " if first else "", ", ".join(others), self.broker, drop,
+        )  # fmt: skip
+
     # --- the sink ---------------------------------------------------------------------------------
 
     def write(self, result: object) -> None:
         pass  # frames are not published
 
     def event(self, event: dict[str, Any]) -> None:
-        self.outbox.put(self._topic(event["camera"], "events"), json.dumps(event).encode())
+        self.outbox.put(self.broker, self._topic(event["camera"], "events"), json.dumps(event).encode())
         if event["type"] == "incident" and self.config.discovery and event["phase"] in ("start", "end"):
             state = "ON" if event["phase"] == "start" else "OFF"
             self._client.publish(self._topic(event["camera"], "incidents", event["rule"]), state, qos=1, retain=True)
@@ -171,7 +204,7 @@ class MqttPublisher:
         while not self._stop.is_set():
             if not self._connected.wait(0.2):
                 continue
-            batch = self.outbox.peek(100)
+            batch = self.outbox.peek(self.broker, 100)
             if batch:
                 yield batch
             else:
@@ -204,14 +237,14 @@ class MqttPublisher:
         return info.is_published()
 
     def pending(self) -> int:
-        """Events not yet acknowledged by the broker."""
-        return len(self.outbox)
+        """This run's broker's events not yet acknowledged by it."""
+        return self.outbox.count(self.broker)
 
     def close(self, flush_timeout: float = 5.0) -> None:
         """Send what is queued for up to `flush_timeout` seconds, say `offline`, and disconnect; what
         could not be sent stays on disk for the next run."""
         deadline = time.monotonic() + flush_timeout
-        while self._ever_connected and len(self.outbox) and time.monotonic() < deadline:
+        while self._ever_connected and self.pending() and time.monotonic() < deadline:
             time.sleep(0.05)  # a broker that was there may be back in a moment; one never seen, not
         self._stop.set()
         self._sender.join(ACK_TIMEOUT + 1)
@@ -219,9 +252,12 @@ class MqttPublisher:
             self._client.publish(self._topic("availability"), "offline", qos=1, retain=True).wait_for_publish(2)
         self._client.disconnect()
         self._client.loop_stop()
-        left = len(self.outbox)
+        left = self.pending()
         if left:
-            log.warning("%d MQTT events not delivered yet; they are kept and sent by the next run", left)
+            log.warning(
+                "%d MQTT events not delivered yet; they are kept and sent by the next run that names %s",
+                left, self.broker,
+            )  # fmt: skip
         self.outbox.close()
 
     # --- Home Assistant discovery -------------------------------------------------------------------
@@ -247,3 +283,17 @@ class MqttPublisher:
         topic = f"{self.config.discovery_prefix}/{component}/{key}/config"
         self._client.publish(topic, json.dumps(config), qos=1, retain=True)
         self._discovered.add(key)
+
+
+def _name(broker: Broker) -> str:
+    if broker == UNKNOWN:
+        return "an unknown broker (queued before edgewatch kept a queue per broker)"
+    return str(broker)
+
+
+def _storage_option(outbox: Outbox) -> str:
+    """` --storage PATH` when the outbox is not in the default storage folder, for a command to paste."""
+    folder = Path(outbox.path).parent
+    if outbox.path == ":memory:" or folder.resolve() == Path(StorageConfig().path).resolve():
+        return ""
+    return f" --storage {shlex.quote(str(folder))}"

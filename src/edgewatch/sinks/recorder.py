@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import itertools
 import json
 import logging
+import os
 import re
 import shutil
 import statistics
@@ -49,8 +51,10 @@ JPEG_QUALITY = 85
 LATE_SECONDS = 1.0
 #: the same encoder settings as `VideoWriter` (docs/formats.md), so clips play wherever `--out` videos do
 H264_OPTIONS = {"preset": "veryfast", "crf": "23"}
-#: errors that mean the disk (or the user's quota) is full: make room and try once more
+#: errors that mean the disk (or the user's quota) is full: make room, if deleting old clips can, and try once more
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+#: blocks asked for beyond a group's own, when making room: the new day folder, the rename's directory entries
+_SPARE_BLOCKS = 4
 #: a phase that starts a lasting thing, and the one that ends it; events without a phase are instants
 _STARTS, _ENDS = frozenset({"start", "enter"}), frozenset({"end", "exit"})
 #: files of one event group, by how their names end; anything else under media/ is left alone
@@ -274,18 +278,37 @@ class Recorder:
             log.warning("%s: no frames for the clip of %s %s; nothing saved", self.camera, clip.kind, clip.id)
             self.dropped += 1
             return
+        try:
+            # encoded in memory first: the bytes a full disk must find room for are then known exactly
+            files = self._render(clip)
+        except (OSError, av.error.FFmpegError) as error:
+            log.warning("%s: dropped the clip of %s %s: %s", self.camera, clip.kind, clip.id, error)
+            self.dropped += 1
+            return
+        folder = self.media_root / _safe_name(self.camera) / _day(clip.wall_time)
         for attempt in (1, 2):
             try:
-                paths = self._write_group(clip)
+                paths = _write_group(folder, files)
                 break
-            except (OSError, av.error.FFmpegError) as error:
-                full = getattr(error, "errno", None) in DISK_FULL
-                if full and attempt == 1 and _make_room(self.media_root, _room_for(clip)):
+            except OSError as error:
+                if error.errno in DISK_FULL and attempt == 1:
+                    needed = _disk_bytes(folder, [len(data) for _, data in files])
+                    deleted = _make_room(self.media_root, needed, quota=error.errno == errno.EDQUOT)
+                    if deleted is not None:
+                        if deleted:
+                            log.warning(
+                                "%s: disk full; deleted the oldest %s (%.1f MB) to save %s %s", self.camera,
+                                f"{len(deleted)} clips" if len(deleted) > 1 else "clip",
+                                sum(group.disk for group in deleted) / 1e6, clip.kind, clip.id,
+                            )  # fmt: skip
+                        continue
                     log.warning(
-                        "%s: disk full; deleted the oldest media to save %s %s", self.camera, clip.kind, clip.id
-                    )
-                    continue
-                log.warning("%s: dropped the clip of %s %s: %s", self.camera, clip.kind, clip.id, error)
+                        "%s: dropped the clip of %s %s: %s; it needs %.1f MB, more than the disk would have "
+                        "with every saved clip deleted, so they are all kept",
+                        self.camera, clip.kind, clip.id, error.strerror, needed / 1e6,
+                    )  # fmt: skip
+                else:
+                    log.warning("%s: dropped the clip of %s %s: %s", self.camera, clip.kind, clip.id, error)
                 self.dropped += 1
                 return
         self.saved += 1
@@ -296,44 +319,22 @@ class Recorder:
                 log.warning("%s: on_saved failed for %s", self.camera, clip.id, exc_info=True)
         prune(self.media_root, self.storage.max_days, self.storage.max_gb, keep=paths)
 
-    def _write_group(self, clip: _Clip) -> list[Path]:
-        """Write every file of the clip under a temporary name, then rename them all (the record
-        last); on any error, remove what was written, so a group is whole or absent."""
-        folder = self.media_root / _safe_name(self.camera) / _day(clip.wall_time)
+    def _render(self, clip: _Clip) -> list[tuple[str, bytes]]:
+        """The clip's files, as (name, bytes), the record last."""
         name = _safe_name(clip.id)
-        written: list[tuple[Path, Path]] = []
-        renamed = 0
-
-        def target(final_name: str) -> Path:
-            final = folder / final_name
-            written.append((folder / f".{final_name}{_TEMPORARY}", final))
-            return written[-1][0]
-
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fps = self.fps or _estimate_fps(clip.frames)
-            _encode(target(f"{name}.mp4"), clip.frames, fps)
-            files = {"video": f"{name}.mp4"}
-            snapshot_frame = None
-            if self.config.snapshots:
-                still, boxes = self._snapshot(clip)
-                target(f"{name}.jpg").write_bytes(still.jpeg)
-                drawn = self._annotator.draw(_decode(still.jpeg), boxes)
-                target(f"{name}-boxes.jpg").write_bytes(_jpeg(drawn))
-                files |= {"snapshot": f"{name}.jpg", "boxes": f"{name}-boxes.jpg"}
-                snapshot_frame = still.index
-            record = _record(self.camera, clip, fps, files, snapshot_frame)
-            target(f"{name}.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
-            for done, (temporary, final) in enumerate(written):
-                temporary.replace(final)
-                renamed = done + 1
-        except BaseException:
-            for done, (temporary, final) in enumerate(written):
-                temporary.unlink(missing_ok=True)
-                if done < renamed:
-                    final.unlink(missing_ok=True)
-            raise
-        return [final for _, final in written]
+        fps = self.fps or _estimate_fps(clip.frames)
+        rendered = [(f"{name}.mp4", _encode(clip.frames, fps))]
+        files = {"video": f"{name}.mp4"}
+        snapshot_frame = None
+        if self.config.snapshots:
+            still, boxes = self._snapshot(clip)
+            drawn = self._annotator.draw(_decode(still.jpeg), boxes)
+            rendered += [(f"{name}.jpg", still.jpeg), (f"{name}-boxes.jpg", _jpeg(drawn))]
+            files |= {"snapshot": f"{name}.jpg", "boxes": f"{name}-boxes.jpg"}
+            snapshot_frame = still.index
+        record = _record(self.camera, clip, fps, files, snapshot_frame)
+        rendered.append((f"{name}.json", (json.dumps(record, indent=1, default=str) + "\n").encode()))
+        return rendered
 
     def _snapshot(self, clip: _Clip) -> tuple[_Still, sv.Detections]:
         """The frame that shows the event best, and the event's boxes in it."""
@@ -393,6 +394,7 @@ def prune(
 class _Group:
     files: list[Path] = field(default_factory=list)
     size: int = 0
+    disk: int = 0  # bytes its files take on the disk, whole blocks: what deleting it frees
     modified: float = 0.0
 
     def delete(self) -> list[Path]:
@@ -415,25 +417,65 @@ def _groups(root: Path) -> list[_Group]:
         group = groups.setdefault((path.parent, path.name[: -len(suffix)]), _Group())
         group.files.append(path)
         group.size += stat.st_size
+        group.disk += stat.st_blocks * 512  # st_blocks counts 512-byte units on every file system
         group.modified = max(group.modified, stat.st_mtime)
     return sorted(groups.values(), key=lambda group: group.modified)
 
 
-def _make_room(root: Path, needed: int) -> bool:
-    """Delete the oldest groups until `needed` bytes are free; False when there was nothing to delete."""
-    deleted = False
+def _write_group(folder: Path, files: Sequence[tuple[str, bytes]]) -> list[Path]:
+    """Write every file under a temporary name, then rename them all in order (the record last); on
+    any error, remove what this group wrote and nothing else, so a group is whole or absent."""
+    written: list[tuple[Path, Path]] = []
+    renamed = 0
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in files:
+            written.append((folder / f".{name}{_TEMPORARY}", folder / name))
+            written[-1][0].write_bytes(data)
+        for done, (temporary, final) in enumerate(written):
+            temporary.replace(final)
+            renamed = done + 1
+    except BaseException:
+        for done, (temporary, final) in enumerate(written):
+            temporary.unlink(missing_ok=True)
+            if done < renamed:
+                final.unlink(missing_ok=True)
+        raise
+    return [final for _, final in written]
+
+
+def _disk_bytes(folder: Path, sizes: Sequence[int]) -> int:
+    """What files of these sizes take on the disk of `folder`: whole blocks, and a few more for the
+    folder entries and file system bookkeeping."""
+    probe = next((path for path in (folder, *folder.parents) if path.exists()), Path("/"))
+    block = os.statvfs(probe).f_frsize or 4096
+    return sum(-(-size // block) * block for size in sizes) + _SPARE_BLOCKS * block
+
+
+def _make_room(root: Path, needed: int, quota: bool = False) -> list[_Group] | None:
+    """Delete the oldest groups that free enough for `needed` bytes, and only those.
+
+    Args:
+        quota: the user's quota is what ran out, which the disk's free space does not show: count only
+            what deleting frees.
+
+    Returns:
+        The groups deleted (none when the disk has room now), or None when not even deleting every
+        group would make room: nothing is deleted then.
+    """
+    free = 0 if quota else shutil.disk_usage(root).free
+    groups, freed = [], 0
     for group in _groups(root):
-        if shutil.disk_usage(root).free >= needed and deleted:
+        if free + freed >= needed:
             break
+        groups.append(group)
+        freed += group.disk
+    if free + freed < needed:
+        return None
+    for group in groups:
         group.delete()
-        deleted = True
     _remove_empty_days(root)
-    return deleted
-
-
-def _room_for(clip: _Clip) -> int:
-    # its JPEG frames: more than its H.264 video takes at CRF 23, so one retry is enough
-    return sum(len(still.jpeg) for still in clip.frames) + 2 * max(len(still.jpeg) for still in clip.frames)
+    return groups
 
 
 def _remove_empty_days(root: Path) -> None:
@@ -445,11 +487,12 @@ def _remove_empty_days(root: Path) -> None:
                 day.rmdir()
 
 
-def _encode(path: Path, stills: Sequence[_Still], fps: float) -> None:
+def _encode(stills: Sequence[_Still], fps: float) -> bytes:
     """An H.264 MP4 of the stills; each frame's time stamp follows its video time, so a clip whose
     source dropped frames still lasts as long as what it shows."""
     rate = Fraction(fps).limit_denominator(1001)
-    container = av.open(str(path), mode="w", format="mp4")
+    buffer = io.BytesIO()
+    container = av.open(buffer, mode="w", format="mp4")
     try:
         stream = container.add_stream(VIDEO_CODECS[".mp4"], rate=rate, options=H264_OPTIONS)
         height, width = _decode(stills[0].jpeg).shape[:2]
@@ -467,6 +510,7 @@ def _encode(path: Path, stills: Sequence[_Still], fps: float) -> None:
             container.close()
         raise
     container.close()
+    return buffer.getvalue()
 
 
 def _record(camera: str, clip: _Clip, fps: float, files: dict[str, str], snapshot_frame: int | None) -> dict[str, Any]:
