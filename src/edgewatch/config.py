@@ -30,7 +30,11 @@ class DetectorConfig(StrictModel):
     min_area: float | None = Field(None, gt=0, description="motion: smallest blob in pixels, or fraction of the frame")
     path: str | None = Field(None, description="onnx: the model file")
     format: str | None = Field(None, description="onnx: output layout; omit to guess from the output shapes")
-    labels: str | None = Field(None, description="onnx: labels file (txt, yaml, json); omit to use the model's")
+    labels: str | dict[int, str] | list[str] | None = Field(
+        None,
+        description="onnx: labels file (txt, yaml, json, a TF .pbtxt label map), or the names here: a list, or "
+        "{id: name} (by id: TensorFlow's count from 1); omit to use the model's",
+    )
     input_size: tuple[int, int] | None = Field(None, description="onnx: [width, height] when the model's is dynamic")
     letterbox: bool | None = Field(None, description="onnx: keep aspect ratio with grey bars (default for YOLO)")
     rgb: bool | None = Field(None, description="onnx: feed RGB rather than BGR")

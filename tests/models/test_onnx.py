@@ -311,3 +311,36 @@ def test_a_classifier_forced_into_a_detection_layout_is_exit_2_naming_what_fits(
     assert (
         "[1, 2]" in message and "do not fit the yolov8 layout" in message and "layouts that fit: classifier" in message
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("map.yaml", "1: person\n3: car\n"),
+        ("map.json", '{"1": "person", "3": "car"}'),
+        ("names.yaml", "names: {1: person, 3: car}\n"),
+        ("label_map.pbtxt", "item {\n  name: '/m/01g317'\n  id: 1\n  display_name: 'person'\n}\n"
+                            'item { id: 3 name: "car" }\n'),
+    ],
+    ids=["yaml", "json", "ultralytics", "tf-label-map"],
+)  # fmt: skip
+def test_an_id_to_name_mapping_names_classes_by_id(tmp_path: Path, name: str, text: str):
+    # TensorFlow's label maps count from 1; a list squashed from them named class 1 'car' or 'class_1'
+    labels = _write(tmp_path / name, text.encode())
+    model = str(ssd_tf_model(tmp_path / "m.onnx"))  # TensorFlow's layout, whose outputs do not count the classes
+    detector = load_detector("onnx", path=model, labels=labels)
+    assert detector.labels[1] == "person" and detector.labels[3] == "car"
+    assert detector.labels[0] == "class_0" and detector.labels[2] == "class_2"
+
+
+def test_names_given_in_the_config_map_by_id(run_cli, tmp_path: Path):
+    model = ssd_tf_model(tmp_path / "m.onnx")
+    frame = frame_file(tmp_path, 1280, 720)
+    (tmp_path / "site.yaml").write_text(
+        f"cameras:\n  a: {{source: {frame}, detector: ssd, min_score: 0.2}}\n"
+        f"detectors:\n  ssd: {{type: onnx, path: {model}, labels: {{1: person, 3: car}}}}\n"
+    )
+    done = run_cli("run", "site.yaml", "--json", "out.jsonl", "--quiet")
+    assert done.returncode == 0, done.stderr.decode()
+    line = json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])
+    assert [(box["class_id"], box["label"]) for box in line["detections"]] == [(1, "person"), (2, "class_2")]

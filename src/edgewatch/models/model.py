@@ -25,7 +25,7 @@ from edgewatch.models.decoders import (
     guess_format,
 )
 from edgewatch.models.geometry import InputGeometry
-from edgewatch.models.labels import complete_labels, labels_from_metadata, read_labels
+from edgewatch.models.labels import complete_labels, labels_from_metadata, names_from, read_labels
 from edgewatch.models.preprocess import Preprocess
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,8 @@ class ModelDetector(Detector):
         name: the model's name in logs and stats.
         format: output layout (`yolov8`, `yolov5`, `ssd`, `ssd_tf`, `classifier`); guessed from the
             output shapes when None.
-        labels: a labels file; else the model's metadata `names`; else `class_N`.
+        labels: a labels file, or the names (a list, or {id: name}); else the model's metadata `names`;
+            else `class_N`.
         preprocess: overrides of `Preprocess` fields (input_size, letterbox, rgb, scale, mean, std).
         nms_iou, max_detections, softmax: see `DecodeOptions`.
 
@@ -84,7 +85,7 @@ class ModelDetector(Detector):
         runtime: Runtime,
         name: str,
         format: str | None = None,
-        labels: str | Path | None = None,
+        labels: str | Path | dict[int, str] | list[str] | None = None,
         preprocess: dict[str, Any] | None = None,
         nms_iou: float = 0.45,
         max_detections: int = 300,
@@ -113,7 +114,10 @@ class ModelDetector(Detector):
         }
         self.preprocess = replace(probe, **{**PREPROCESS_DEFAULTS[self.format], **overrides, "input_size": size})
         self.options = DecodeOptions(nms_iou=nms_iou, max_detections=max_detections, softmax=softmax)
-        named = read_labels(labels) if labels else labels_from_metadata(runtime.metadata)
+        if isinstance(labels, dict | list):
+            named = names_from(labels)
+        else:
+            named = read_labels(labels) if labels else labels_from_metadata(runtime.metadata)
         classes = class_count(self.format, shapes)
         self.labels = complete_labels(named, classes, str(labels or name)) if classes else list(named or [])
         self._decode = DECODERS[self.format]
