@@ -290,6 +290,11 @@ class DashboardConfig(StrictModel):
     host: str = Field("127.0.0.1", description="address to bind; any but loopback needs a token")
     port: int = Field(8080, ge=0, le=65535, description="0 picks a free port")
     token: str | None = Field(None, description="access token; omit to use EDGEWATCH_TOKEN from the environment")
+    hosts: list[str] = Field(
+        default_factory=list,
+        description="other names the page is reached by (a reverse proxy's, a DNS name); its own address and "
+        "loopback's are always answered",
+    )
 
 
 class Config(StrictModel):

@@ -1,16 +1,30 @@
-"""The browser tests' chromium and pages (tests/browsers.py starts Debian's chromium)."""
+"""The web tests' shared parts: Debian's chromium and its pages (tests/browsers.py starts it), a small
+Pascal VOC folder with `edgewatch review` serving it, and API clients that hold a browser session."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from browsers import chromium
+from edgewatch.data.datasets import save
+from labelled import plain_dataset
+from media import edgewatch_command
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
     from playwright.sync_api import Browser, ConsoleMessage, Page, Request
+
+VOC_CLASSES = ["car", "person"]
+# every image 160x120
+VOC_DRAFTS = {"a.jpg": [("car", 10, 20, 60, 70), ("person", 90, 10, 120, 100)], "b.jpg": [("person", 5, 5, 40, 110)]}
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +57,43 @@ def page(browser: Browser) -> Iterator[Page]:
     page.problems = problems  # type: ignore[attr-defined]
     yield page
     context.close()
+
+
+@pytest.fixture
+def voc_folder(tmp_path: Path) -> Path:
+    """A Pascal VOC folder (images/, annotations/) as labelImg leaves it."""
+    save(plain_dataset(tmp_path / "drawn", VOC_DRAFTS, VOC_CLASSES, (160, 120)), "voc", tmp_path / "voc")
+    return tmp_path / "voc"
+
+
+@pytest.fixture
+def review_server(voc_folder: Path, tmp_path: Path) -> Iterator[str]:
+    """`edgewatch review VOC --port 0`, at the address it prints (no trailing slash); its log goes to
+    `tmp_path/review.log`. Ctrl-C at the end: exit 0."""
+    with open(tmp_path / "review.log", "wb") as log:
+        run = subprocess.Popen(
+            edgewatch_command("review", str(voc_folder), "--port", "0", "--quiet"),
+            stdout=subprocess.PIPE, stderr=log, text=True,
+        )  # fmt: skip
+        line = run.stdout.readline()  # printed once it answers
+        found = re.search(r"open (http://127\.0\.0\.1:\d+)/ — Ctrl-C stops", line)
+        assert found, f"{line!r} {(tmp_path / 'review.log').read_text()}"
+        yield found.group(1)
+        run.send_signal(signal.SIGINT)
+        assert run.wait(20) == 0
+
+
+@pytest.fixture
+def api_client() -> Callable[..., TestClient]:
+    """`api_client(app, headers=None)`: a TestClient that talks to `app` as its own page does: at
+    127.0.0.1 (the Host a loopback server answers to), holding the session's CSRF token."""
+    from fastapi.testclient import TestClient
+
+    def open_client(app: FastAPI, headers: dict[str, str] | None = None) -> TestClient:
+        client = TestClient(app, base_url="http://127.0.0.1", headers=headers)
+        answer = client.get("/api/csrf")
+        if answer.status_code == 200:  # behind a token without one, there is no session to join
+            client.headers["X-CSRF-Token"] = answer.json()["token"]
+        return client
+
+    return open_client

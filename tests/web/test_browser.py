@@ -22,7 +22,7 @@ if not CHROMIUM.is_file():
     pytest.skip(f"the browser tests drive Debian's chromium, and {CHROMIUM} is missing", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need the playwright package")
 
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-for-the-tests"
 
 STREET = """
 cameras:

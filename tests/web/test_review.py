@@ -48,8 +48,8 @@ def voc(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def client(voc: Path) -> TestClient:
-    return TestClient(review_app(voc))
+def client(voc: Path, api_client) -> TestClient:
+    return api_client(review_app(voc))
 
 
 def backups(folder: Path) -> list[Path]:
@@ -173,13 +173,13 @@ def test_every_write_backs_the_index_up_first_and_keeps_the_last_ones(client, vo
     assert len(kept) == 3 and newest in kept and kept[-1] > newest
 
 
-def test_a_restart_keeps_the_review_and_opens_at_the_last_reviewed_image(voc):
-    first = TestClient(review_app(voc))
+def test_a_restart_keeps_the_review_and_opens_at_the_last_reviewed_image(voc, api_client):
+    first = api_client(review_app(voc))
     first.put("/api/review/voc/images/c.jpg", json={"state": "reviewed", "boxes": []})
     first.put("/api/review/voc/images/a.jpg", json={"state": "reviewed", "boxes": [
         {"id": 0, "label": "car", "xyxy": [10, 20, 60, 70], "status": "rejected"},
     ]})  # fmt: skip
-    again = TestClient(review_app(voc)).get("/api/review/voc/images").json()
+    again = api_client(review_app(voc)).get("/api/review/voc/images").json()
     assert again["last"] == "a.jpg"
     assert [(row["name"], row["state"], row["boxes"]) for row in again["images"]] == [
         ("a.jpg", "reviewed", 0), ("b.jpg", "unreviewed", 1), ("c.jpg", "reviewed", 0)
@@ -224,13 +224,13 @@ def test_bad_edits_are_refused_with_a_reason(client):
     assert unknown.status_code == 409 and "unknown dataset format" in unknown.json()["detail"]
 
 
-def test_a_capture_folder_keeps_its_drafts_and_scores_and_grows(tmp_path):
+def test_a_capture_folder_keeps_its_drafts_and_scores_and_grows(tmp_path, api_client):
     # as RetrainingCapture leaves it: images/ and coco.json with the model's scores
     folder = tmp_path / "capture" / "door"
     dataset = drafts(folder, scores={"a.jpg": [0.9, 0.41], "b.jpg": [0.55], "c.jpg": []})
     write_annotations(dataset, "coco", folder)
     (folder / "annotations.json").rename(folder / "coco.json")
-    client = TestClient(review_app(folder, target_format="coco"))
+    client = api_client(review_app(folder, target_format="coco"))
     image = client.get("/api/review/door/images/a.jpg").json()
     assert [box["score"] for box in image["boxes"]] == [0.9, 0.41]
     edit = {"state": "reviewed", "boxes": [
@@ -258,10 +258,10 @@ def test_a_capture_folder_keeps_its_drafts_and_scores_and_grows(tmp_path):
     assert listing["images"][0]["state"] == "reviewed"  # the review of the others stays
 
 
-def test_the_dashboard_serves_the_review_page_behind_its_token(voc, tmp_path):
+def test_the_dashboard_serves_the_review_page_behind_its_token(voc, tmp_path, api_client):
     token = "s3cret"
     app = create_app(LiveHub(), token=token, review={"door": voc, "street": tmp_path / "capture" / "street"})
-    client = TestClient(app)
+    client = api_client(app)
     assert client.get("/api/review/folders").status_code == 401
     assert client.get("/api/review/door/image/a.jpg").status_code == 401
     assert client.get("/review").status_code == 401
@@ -279,8 +279,8 @@ def test_the_dashboard_serves_the_review_page_behind_its_token(voc, tmp_path):
     assert client.get("/api/review/door/image/a.jpg", headers=headers).status_code == 200
 
 
-def test_the_dashboard_without_review_folders_says_so():
-    client = TestClient(create_app(LiveHub()))
+def test_the_dashboard_without_review_folders_says_so(api_client):
+    client = api_client(create_app(LiveHub()))
     assert client.get("/api/review/folders").json() == {"dashboard": True, "folders": []}
     assert client.get("/review").status_code == 200
 

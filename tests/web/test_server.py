@@ -18,6 +18,7 @@ from edgewatch.web.app import create_app
 from edgewatch.web.hub import LiveHub
 from media import edgewatch_command, wait_until_serving
 
+TOKEN = "s3cret-token-for-the-tests"  # a network server refuses a guessable one (docs/security.md)
 SITE = """
 cameras:
   street:
@@ -123,7 +124,7 @@ def test_a_page_off_loopback_needs_a_token(tmp_path):
     port = free_port()
     run = subprocess.Popen(
         edgewatch_command("run", "site.yaml", "--serve", f"0.0.0.0:{port}", "--quiet"), cwd=tmp_path,
-        env={**os.environ, "EDGEWATCH_TOKEN": "s3cret-token"}, stderr=subprocess.PIPE,
+        env={**os.environ, "EDGEWATCH_TOKEN": TOKEN}, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}/api/cameras"
@@ -136,14 +137,14 @@ def test_a_page_off_loopback_needs_a_token(tmp_path):
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
         assert answer.status_code == 401
-        assert httpx.get(url, headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
-        login = httpx.get(f"http://127.0.0.1:{port}/?token=s3cret-token")
+        assert httpx.get(url, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+        login = httpx.get(f"http://127.0.0.1:{port}/?token={TOKEN}")
         assert login.status_code == 200 and "edgewatch_token" in login.headers["set-cookie"]
-        assert "s3cret-token" not in login.text
+        assert TOKEN not in login.text
     finally:
         run.send_signal(signal.SIGINT)
         run.wait(20)
-    assert "s3cret-token" not in run.stderr.read().decode()
+    assert TOKEN not in run.stderr.read().decode()
 
 
 def _metric(text: str, name: str) -> float:
@@ -151,7 +152,7 @@ def _metric(text: str, name: str) -> float:
 
 
 def test_configured_cameras_are_listed_in_the_configs_order_before_their_first_frame():
-    client = TestClient(create_app(LiveHub(["street", "door", "alley"])))
+    client = TestClient(create_app(LiveHub(["street", "door", "alley"])), base_url="http://127.0.0.1")
     cameras = client.get("/api/cameras").json()
     assert [camera["name"] for camera in cameras] == ["street", "door", "alley"]  # not sorted: as configured
     assert not any(camera["online"] for camera in cameras) and all(camera["frames"] == 0 for camera in cameras)

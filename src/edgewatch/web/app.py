@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
-import hmac
 import threading
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from edgewatch.sinks.store import EventStore
 from edgewatch.web.hub import LiveHub
 from edgewatch.web.live import live_router
 from edgewatch.web.metrics import render_metrics
 from edgewatch.web.review import ReviewFolders, review_router
+from edgewatch.web.security import Hosts, guarded_app
 
 STATIC = Path(__file__).resolve().parent / "static"
-TOKEN_COOKIE = "edgewatch_token"
+
+
+def _moment(value: Any) -> Any:
+    """An ISO 8601 time as the store reads it (`datetime.fromisoformat`: a date, a time without
+    seconds as the page's pickers send it, `Z` or an offset), checked here so that a bad one is a 422."""
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        raise PydanticCustomError("iso_time", "not an ISO 8601 time, e.g. 2026-11-23T13:08:00Z") from None
+
+
+Moment = Annotated[datetime | None, BeforeValidator(_moment)]
 
 
 def create_app(
@@ -28,29 +44,17 @@ def create_app(
     media_root: Path | None = None,
     token: str | None = None,
     review: Mapping[str, Path] | None = None,
+    hosts: Hosts | None = None,
 ) -> FastAPI:
     """The app for a run: `hub` feeds the live parts, `store` the event list, `media_root` the clips
     and snapshots, `review` (name → dataset folder, such as the cameras' capture folders) the review
     page at `/review`. With `token`, every request needs it (bearer header, cookie, or `?token=` once,
-    which sets the cookie)."""
-    app = FastAPI(title="edgewatch", description="Live video analytics: cameras, stats, events, media.")
+    which sets the cookie). `hosts`: the names it answers to in the Host header (default: loopback's);
+    edgewatch.web.security has what every request is checked for."""
+    hosts = hosts or Hosts.bound_to("127.0.0.1")
+    app = guarded_app("edgewatch", "Live video analytics: cameras, stats, events, media.", hosts, token)
     stop = threading.Event()
     app.state.stop = stop
-
-    @app.middleware("http")
-    async def require_token(request: Request, call_next: Any) -> Response:
-        if token is None:
-            return await call_next(request)
-        offered = request.query_params.get("token") or request.cookies.get(TOKEN_COOKIE)
-        header = request.headers.get("authorization", "")
-        if header.lower().startswith("bearer "):
-            offered = header[7:]
-        if offered is None or not hmac.compare_digest(offered.encode(), token.encode()):
-            return PlainTextResponse("a token is needed: Authorization: Bearer <token>, or ?token=", 401)
-        response = await call_next(request)
-        if request.query_params.get("token"):
-            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
-        return response
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
@@ -73,8 +77,8 @@ def create_app(
         camera: str | None = None,
         label: str | None = None,
         type: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
+        since: Moment = None,
+        until: Moment = None,
         limit: int = Query(100, ge=1, le=5000),
     ) -> list[dict[str, Any]]:
         if store is None:
@@ -86,8 +90,8 @@ def create_app(
     def series(
         camera: str | None = None,
         label: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
+        since: Moment = None,
+        until: Moment = None,
         by: str = Query("hour", pattern="^(minute|hour|day)$"),
     ) -> list[dict[str, Any]]:
         if store is None:
@@ -124,8 +128,12 @@ def create_app(
 def _inside(root: Path, relative: str) -> Path:
     """`root / relative` if that is a file inside `root` (no `..`, no symlink out), else 404."""
     base = root.resolve()
-    path = (base / relative).resolve()
-    if not path.is_relative_to(base) or not path.is_file():
+    try:
+        path = (base / relative).resolve()
+        inside = path.is_relative_to(base) and path.is_file()
+    except (OSError, ValueError):  # a NUL byte, a name longer than the file system takes
+        inside = False
+    if not inside:
         raise HTTPException(404, "not found")
     return path
 

@@ -14,12 +14,14 @@ API (every `{folder}` is a name from `/api/review/folders`, every `{name}` an im
 | `GET /api/review/{folder}/image/{name}` | the picture itself |
 | `POST /api/review/{folder}/save?format=` | export the boxes not rejected in that format (default: `--to`) |
 
+The PUT and the POST need the browser session's CSRF token (`GET /api/csrf`, sent back in
+`X-CSRF-Token`) and refuse other origins; edgewatch.web.security and docs/security.md say why.
+
 The review itself (index file, backups, timestamps) is `edgewatch.data.review_index`.
 """
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +33,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from edgewatch.data.datasets import FORMATS
 from edgewatch.data.review_index import ImageEdit, ReviewImage, ReviewIndex
 from edgewatch.errors import EdgewatchError
+from edgewatch.web.security import FiniteJSONRoute, Hosts, guarded_app
 from edgewatch.web.server import WebServer
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -100,7 +103,7 @@ def review_router(folders: ReviewFolders, dashboard: bool = False) -> APIRouter:
     Example:
         >>> app.include_router(review_router(ReviewFolders({"door": "data/capture/door"})))  # doctest: +SKIP
     """
-    router = APIRouter(tags=["review"])
+    router = APIRouter(tags=["review"], route_class=FiniteJSONRoute)
 
     def opened(folder: str) -> ReviewIndex:
         try:
@@ -183,7 +186,8 @@ def review_app(folder: str | Path, format: str | None = None, target_format: str
         >>> app = review_app("sampled/", target_format="yolo")  # doctest: +SKIP
     """
     index = ReviewIndex(folder, format, target_format)
-    app = FastAPI(title="edgewatch review", description="Review and correct a dataset's labels.")
+    # only ever served on loopback (serve_review)
+    app = guarded_app("edgewatch review", "Review and correct a dataset's labels.", Hosts.bound_to("127.0.0.1"))
     app.state.stop = threading.Event()  # WebServer.close sets it
     app.include_router(review_router(ReviewFolders({index.folder.name or "dataset": index})))
 
@@ -209,7 +213,7 @@ def serve_review(folder: Path, format: str | None = None, target_format: str | N
         The exit code: 0.
 
     Raises:
-        EdgewatchError: `folder` is no dataset, or the port is taken.
+        EdgewatchError: `folder` is no dataset, or the port cannot be had (taken, out of range).
 
     Example:
         >>> serve_review(Path("sampled"), target_format="yolo", port=0)  # doctest: +SKIP
@@ -217,18 +221,7 @@ def serve_review(folder: Path, format: str | None = None, target_format: str | N
         0
     """
     app = review_app(folder, format, target_format)
-    taken = EdgewatchError(f"cannot serve the review page on 127.0.0.1:{port}", "is it taken? try another --port, or 0")
-    if port:  # asked first: uvicorn would log its own multi-line error before ours
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a restart may reuse it
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                raise taken from None
-    try:
-        server = WebServer(app, "127.0.0.1", port).start()
-    except EdgewatchError:
-        raise taken from None
+    server = WebServer(app, "127.0.0.1", port, flag="--port").start()
     print(f"edgewatch review: open {server.url} — Ctrl-C stops", flush=True)
     try:
         while not app.state.stop.wait(0.5):  # a timed wait lets Ctrl-C through

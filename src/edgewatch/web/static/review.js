@@ -34,8 +34,19 @@ const enc = encodeURIComponent;
 const imagesUrl = (name) => `/api/review/${enc(state.folder)}/images/${enc(name)}`;
 const pictureUrl = (name) => `/api/review/${enc(state.folder)}/image/${enc(name)}`;
 
-async function api(path, options) {
-  const response = await fetch(path, options);
+let csrfToken = null; // this browser session's token for writes (docs/security.md)
+
+async function csrf(renew) {
+  if (csrfToken === null || renew) csrfToken = (await (await fetch("/api/csrf")).json()).token;
+  return csrfToken;
+}
+
+async function api(path, options = {}) {
+  const writes = (options.method || "GET") !== "GET";
+  const send = async (renew) => fetch(path, writes
+    ? { ...options, headers: { ...options.headers, "X-CSRF-Token": await csrf(renew) } } : options);
+  let response = await send(false);
+  if (writes && response.status === 403) response = await send(true); // the server restarted: a new secret
   if (!response.ok) {
     let detail = `${response.status} ${response.statusText}`;
     try {
