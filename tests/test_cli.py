@@ -282,3 +282,39 @@ def test_disk_full_mid_run_is_one_line_and_exit_2(square_video: Path, run_cli):
     done = run_cli("run", "--source", str(square_video), "--detector", "motion", "--json", "/dev/full", "--quiet")
     message = one_line_error(done)
     assert "cannot write /dev/full: No space left on device" in message
+
+
+@pytest.mark.parametrize(
+    ("args", "config", "expected"),
+    [
+        (["--only", "persn"], None, "'persn' is no label of detector hog (its labels: person)"),
+        (["--detector", "street", "--only", "person,cars"], None, "'cars' is no label of detector street"),
+        ([], "lines:\n      l: {points: [[0.5, 0], [0.5, 1]], labels: [cars]}", "lines.l.labels: 'cars'"),
+        ([], "zones:\n      z: {polygon: [[0, 0], [1, 0], [1, 1]], labels: [bus]}", "zones.z.labels: 'bus'"),
+        ([], "rules:\n      - {name: r, all_present: [person, dog]}", "rules.r.all_present: 'dog'"),
+    ],
+    ids=["only", "only-one-of-two", "line", "zone", "rule"],
+)
+def test_a_label_the_detector_never_reports_is_refused_listing_its_labels(
+    args: list[str], config: str | None, expected: str, square_video: Path, run_cli, tmp_path: Path
+):
+    if config is None:
+        done = run_cli("run", "--source", str(square_video), *args, "--quiet")
+    else:
+        (tmp_path / "site.yaml").write_text(
+            f"cameras:\n  a:\n    source: {square_video}\n    detector: street\n    {config}\n"
+        )
+        done = run_cli("run", "site.yaml", "--quiet")
+    assert expected in one_line_error(done)
+
+
+def test_a_record_whose_events_never_happen_is_said_at_start(square_video: Path, run_cli, tmp_path: Path):
+    (tmp_path / "site.yaml").write_text(
+        f"cameras:\n  a:\n    source: {square_video}\n    detector: motion\n    record: {{}}\n"
+    )
+    done = run_cli("run", "site.yaml", "--max-frames", "3")
+    assert done.returncode == 0
+    assert (
+        "record records incident events, and the camera has no rules: nothing will be recorded" in done.stderr.decode()
+    )
+    assert "add rules:" in done.stderr.decode()

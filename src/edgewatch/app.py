@@ -30,7 +30,7 @@ from edgewatch.sinks.webhook import WebhookSender
 from edgewatch.sources import Source, open_source
 from edgewatch.sources.frames import FrameSelection
 from edgewatch.web.hub import LiveHub
-from edgewatch.web.server import serve_dashboard
+from edgewatch.web.server import dashboard_token, serve_dashboard
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,47 @@ def camera_detector(config: Config, camera: CameraConfig) -> Detector:
     if named is not None:
         return load_detector(named.type, **named.options())
     return load_detector(camera.detector)
+
+
+def check_labels(name: str, camera: CameraConfig, detector: Detector) -> None:
+    """Refuse labels the camera's config names that its detector never reports (`--only persn`, a line
+    for `cars` when the model says `car`): nothing would ever be found. Unchecked when the model's
+    names are unknown (all `class_N`)."""
+    known = list(detector.labels)
+    if not known or all(label == f"class_{index}" for index, label in enumerate(known)):
+        return
+    named: list[tuple[str, list[str] | None]] = [("labels (--only)", camera.labels), ("filters", list(camera.filters))]
+    named += [(f"lines.{line}.labels", config.labels) for line, config in camera.lines.items()]
+    named += [(f"zones.{zone}.labels", config.labels) for zone, config in camera.zones.items()]
+    for rule in camera.rules:
+        named += [(f"rules.{rule.name}.{key}", getattr(rule, key)) for key in ("all_present", "any_present", "labels")]
+    for where, labels in named:
+        unknown = [label for label in labels or [] if label not in known]
+        if unknown:
+            raise EdgewatchError(
+                f"cameras.{name}.{where}: {', '.join(map(repr, unknown))} is no label of detector {camera.detector}",
+                f"its labels: {', '.join(known[:40])}{' ...' if len(known) > 40 else ''}",
+            )
+
+
+#: event types that only some configs can raise, and the key that makes them possible
+EVENTS_NEED = {"incident": "rules", "line_crossing": "lines", "zone": "zones", "state": "state"}
+
+
+def warn_of_records_that_never_start(name: str, camera: CameraConfig) -> None:
+    """A `record:` whose events cannot happen records nothing, silently: say so at start, with the fix."""
+    if camera.record is None:
+        return
+    events = camera.record.events
+    missing = [
+        EVENTS_NEED[event] for event in events if event in EVENTS_NEED and not getattr(camera, EVENTS_NEED[event])
+    ]
+    if len(missing) == len(events):
+        log.warning(
+            "cameras.%s.record records %s events, and the camera has no %s: nothing will be recorded (add %s, "
+            "or record objects: record: {events: [object]})",
+            name, " or ".join(events), " or ".join(missing), " or ".join(f"{key}:" for key in missing),
+        )  # fmt: skip
 
 
 def detector_files(config: Config) -> list[str]:
@@ -203,6 +244,8 @@ def _run(
         shutdown.check()
         detector = camera_detector(config, camera)
         resources.callback(detector.close)
+        check_labels(name, camera, detector)
+        warn_of_records_that_never_start(name, camera)
         shutdown.check()
         selection = FrameSelection(
             stride=camera.stride, fps=camera.fps, realtime=camera.realtime, loop=camera.loop,
@@ -217,6 +260,8 @@ def _run(
         [*inputs, *(camera.source for camera in config.cameras.values()), *detector_files(config)],
     )
 
+    if config.dashboard is not None:
+        dashboard_token(config.dashboard)  # a missing or weak token is said before the store is made
     shared: list[Sink] = []
     store = None
     if outputs.store:
