@@ -1,9 +1,12 @@
-"""The live parts of the page: each camera's annotated video (MJPEG) and live stats and events (SSE)."""
+"""The live parts of the page: each camera's annotated video (MJPEG) and live stats and events (SSE).
+
+Both are async all the way: a viewer or a page waiting for the next picture or message waits on the
+event loop (the hub wakes it), never in a thread of the loop's default pool, which has only CPUs + 4
+threads; a wait held there by each idle page starved every other viewer (issue 13).
+"""
 
 from __future__ import annotations
 
-import asyncio
-import queue
 import threading
 from collections.abc import AsyncIterator
 
@@ -13,6 +16,7 @@ from fastapi.responses import StreamingResponse
 from edgewatch.web.hub import LiveHub
 
 BOUNDARY = "frame"
+WAKE_EVERY = 1.0  # s: how often an idle stream looks at the server's stop, and an idle page gets a heartbeat
 
 
 def live_router(hub: LiveHub, stop: threading.Event) -> APIRouter:
@@ -20,20 +24,18 @@ def live_router(hub: LiveHub, stop: threading.Event) -> APIRouter:
     router = APIRouter(tags=["live"])
 
     @router.get("/api/cameras/{camera}/stream.mjpeg", summary="Live annotated video (MJPEG)")
-    def stream(camera: str) -> StreamingResponse:
+    async def stream(camera: str) -> StreamingResponse:
         if camera not in hub.feeds:
             raise HTTPException(404, f"no camera {camera}")
 
         async def parts() -> AsyncIterator[bytes]:
             # An async generator: a viewer who leaves cancels it at its `await`, so the `with` ends at
             # once (a sync generator in Starlette's thread pool lingered until garbage collection).
-            with hub.viewer(camera) as feed:
-                seen = -1
+            with hub.viewer(camera) as viewer:
                 while not stop.is_set():
-                    found = await asyncio.to_thread(hub.next_picture, feed, seen)
-                    if found is None:
+                    picture = await viewer.next_picture(WAKE_EVERY)
+                    if picture is None:
                         continue
-                    seen, picture = found
                     head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(picture)}\r\n\r\n"
                     yield head.encode() + picture + b"\r\n"
 
@@ -41,19 +43,14 @@ def live_router(hub: LiveHub, stop: threading.Event) -> APIRouter:
 
     @router.get("/api/live", summary="Live stats and events (server-sent events)")
     async def live(request: Request) -> StreamingResponse:
-        subscriber = hub.subscribe()
-
         async def messages() -> AsyncIterator[str]:
-            try:
+            with hub.subscriber() as subscriber:
                 while not stop.is_set() and not await request.is_disconnected():
-                    try:
-                        text = await asyncio.to_thread(subscriber.get, True, 1.0)
-                    except queue.Empty:  # a heartbeat keeps proxies from closing the stream
+                    text = await subscriber.next_message(WAKE_EVERY)
+                    if text is None:  # a heartbeat keeps proxies from closing the stream
                         yield ": keep-alive\n\n"
                         continue
                     yield f"data: {text}\n\n"
-            finally:
-                hub.unsubscribe(subscriber)
 
         return StreamingResponse(messages(), media_type="text/event-stream")
 
