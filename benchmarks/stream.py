@@ -123,19 +123,25 @@ def age_ms(stamp: int, now_ms: float) -> float:
 # Viewers: each in its own process, so the server's CPU time is the server's alone.
 
 
+def take_parts(buffer: bytearray) -> Iterator[bytes]:
+    """The whole JPEGs at the start of `buffer`, a multipart/x-mixed-replace body as the app writes it
+    (a Content-Length per part), each removed from the buffer as it is taken."""
+    while (end := buffer.find(b"\r\n\r\n")) >= 0:
+        headers = bytes(buffer[:end]).decode("latin-1").lower().split("\r\n")
+        length = next(int(line.split(":", 1)[1]) for line in headers if line.startswith("content-length:"))
+        start = end + 4
+        if len(buffer) < start + length:
+            return
+        yield bytes(buffer[start : start + length])
+        del buffer[: start + length + 2]  # the part and the CRLF after it
+
+
 def mjpeg_parts(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """The JPEGs of a multipart/x-mixed-replace body as the app writes it (a Content-Length per part)."""
+    """The JPEGs of an MJPEG body, as its chunks arrive."""
     buffer = bytearray()
     for chunk in chunks:
         buffer += chunk
-        while (end := buffer.find(b"\r\n\r\n")) >= 0:
-            headers = bytes(buffer[:end]).decode("latin-1").lower().split("\r\n")
-            length = next(int(line.split(":", 1)[1]) for line in headers if line.startswith("content-length:"))
-            start = end + 4
-            if len(buffer) < start + length:
-                break
-            yield bytes(buffer[start : start + length])
-            del buffer[: start + length + 2]  # the part and the CRLF after it
+        yield from take_parts(buffer)
 
 
 @dataclass(slots=True)

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from cpu import machine_busy_seconds
+from stream import take_parts
 
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
@@ -87,19 +88,12 @@ class Seen:
 
 
 async def jpegs(chunks: AsyncIterator[bytes]) -> AsyncIterator[int]:
-    """The sizes of the JPEGs in a multipart/x-mixed-replace body as the app writes it (a
-    Content-Length per part)."""
+    """The sizes of the JPEGs of an MJPEG body, as its chunks arrive."""
     buffer = bytearray()
     async for chunk in chunks:
         buffer += chunk
-        while (end := buffer.find(b"\r\n\r\n")) >= 0:
-            headers = bytes(buffer[:end]).decode("latin-1").lower().split("\r\n")
-            length = next(int(line.split(":", 1)[1]) for line in headers if line.startswith("content-length:"))
-            start = end + 4
-            if len(buffer) < start + length:
-                break
-            yield length
-            del buffer[: start + length + 2]  # the part and the CRLF after it
+        for part in take_parts(buffer):
+            yield len(part)
 
 
 async def watch_video(client: httpx.AsyncClient, url: str, arrivals: list[float], ready: Any) -> None:

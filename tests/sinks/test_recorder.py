@@ -3,12 +3,10 @@ full disk that costs a clip at most, never the pipeline."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import logging
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
+from disks import tmpfs
 from edgewatch import EdgewatchError, Frame, FrameResult
 from edgewatch.analytics.camera import CameraAnalytics
 from edgewatch.config import CameraConfig, RecordConfig, StorageConfig
@@ -254,27 +253,10 @@ def test_retention_by_size_keeps_the_newest_clip(tmp_path: Path):
     ]
 
 
-@contextlib.contextmanager
-def tmpfs(mount: Path, megabytes: int) -> Iterator[Path]:
-    """A real disk of `megabytes` MiB (tmpfs), so it can be filled for real."""
-    mount.mkdir()
-    try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(mount)], capture_output=True)  # fmt: skip
-    except FileNotFoundError:
-        pytest.skip("no mount command to make a small disk with")
-    if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        if subprocess.run(["umount", str(mount)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount)], capture_output=True)
-
-
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 3 MB tmpfs."""
-    with tmpfs(tmp_path / "disk", 3) as mount:
+    with tmpfs(tmp_path / "disk", 3 * 1024) as mount:
         yield mount
 
 
@@ -372,7 +354,7 @@ def test_a_full_disk_keeps_every_clip_that_fits_and_never_loses_one_for_a_clip_i
     tmp_path: Path, megabytes: int, clip_sizes: dict[str, int]
 ):
     slack = 64 * 1024  # block rounding and the recorder's margin
-    with tmpfs(tmp_path / "disk", megabytes) as disk:
+    with tmpfs(tmp_path / "disk", megabytes * 1024) as disk:
         capacity = os.statvfs(disk).f_blocks * os.statvfs(disk).f_frsize
         before: dict[str, int] = {}
         order: list[str] = []
