@@ -32,8 +32,9 @@ system-packages:
 		fi; \
 	fi
 
+# make demo PORT=8090 when 8080 is taken
 demo: $(VENV)/.installed-core
-	$(BIN)/edgewatch demo
+	$(BIN)/edgewatch demo $(if $(PORT),--port $(PORT))
 
 test: $(VENV)/.installed-test system-packages
 	$(BIN)/ruff check src tests benchmarks

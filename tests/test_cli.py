@@ -318,3 +318,67 @@ def test_a_record_whose_events_never_happen_is_said_at_start(square_video: Path,
         "record records incident events, and the camera has no rules: nothing will be recorded" in done.stderr.decode()
     )
     assert "add rules:" in done.stderr.decode()
+
+
+def test_the_demo_prints_the_address_it_has_and_a_taken_port_names_its_own_option(tmp_path: Path):
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run(edgewatch_command("demo", "--port", str(port), "--max-frames", "5"),
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2
+    assert done.stdout == ""  # no "open http://..." for a page that never came
+    assert done.stderr.strip().splitlines() == [
+        f"edgewatch: error: cannot serve on 127.0.0.1:{port}: the port is taken "
+        "(choose another with --port, or stop what holds it)"
+    ]
+
+
+def test_log_lines_in_a_terminal_go_above_the_progress_bar_not_into_it(bikes: Path, tmp_path: Path):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal 100 columns wide
+    # HOG takes a while a frame, so the bar is drawn before the run logs that it stops, bar still showing
+    process = subprocess.Popen(
+        edgewatch_command("run", "--source", str(bikes), "--detector", "hog", "--max-frames", "40"),
+        cwd=tmp_path, stdin=child, stdout=child, stderr=child,
+    )  # fmt: skip
+    os.close(child)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the child closed its end
+            break
+        if not chunk:
+            break
+        output += chunk
+    process.wait(60)
+    os.close(main)
+    screen_lines = [line for line in output.decode(errors="replace").replace("\r", "\n").split("\n") if line.strip()]
+    assert any("%|" in line for line in screen_lines), screen_lines  # a bar was drawn
+    logged = [line for line in screen_lines if "INFO" in line or "WARNING" in line]
+    assert any("stopping: 40 frames processed" in line for line in logged), screen_lines
+    assert all(line.lstrip("\x1b[A").startswith(("WARNING:", "INFO:")) for line in logged), logged
+
+
+def test_each_camera_reports_its_own_time_and_no_internal_words(make_video, run_cli, tmp_path: Path):
+    short, long = make_video("short.mp4", frames=10), make_video("long.mp4", frames=75)
+    (tmp_path / "site.yaml").write_text(
+        f"cameras:\n  short: {{source: {short}, detector: motion, realtime: true}}\n"
+        f"  long: {{source: {long}, detector: motion, realtime: true}}\n"
+    )
+    done = run_cli("run", "site.yaml", "--max-frames", "60")
+    stderr = done.stderr.decode()
+    assert done.returncode == 0, stderr
+    seconds = {line.split(":")[1].strip(): float(line.split(" in ")[1].split(" s ")[0])
+               for line in stderr.splitlines() if " frames in " in line}  # fmt: skip
+    assert seconds["short"] < seconds["long"] / 2  # 10 frames at 25 fps against 60
+    assert "stage" not in stderr and ":deliver" not in stderr and "schema upgraded" not in stderr

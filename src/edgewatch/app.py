@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,26 +218,42 @@ class _Camera:
     selection: FrameSelection
 
 
-def run_config(config: Config, outputs: Outputs, inputs: tuple[str | Path, ...] = ()) -> RunResult:
+def run_config(
+    config: Config,
+    outputs: Outputs,
+    inputs: tuple[str | Path, ...] = (),
+    port_option: str = "--serve",
+    on_serving: Callable[[str], None] | None = None,
+) -> RunResult:
     """Open every camera, run them side by side until their inputs end or a signal arrives.
 
     Everything that can be wrong with the input (sources, models, the page's address) is found before any
     output is opened, and no output may be an input (`inputs` names more, such as the config file), so a
     bad run leaves the user's files as they were. Outputs are closed, and so finished, on every way out,
     errors included. A signal while starting ends the run with its exit code and nothing written.
+
+    Args:
+        port_option: the option that set the page's port, for the message when it cannot be had.
+        on_serving: called with the page's URL once it answers (the demo prints it then).
     """
     if outputs.pipe and len(config.cameras) > 1:
         raise EdgewatchError("--pipe takes one camera, and the config has several", "use --out per camera instead")
     with _Shutdown() as shutdown, ExitStack() as resources:
         try:
-            return _run(config, outputs, inputs, shutdown, resources)
+            return _run(config, outputs, inputs, shutdown, resources, port_option, on_serving)
         except _Interrupted:
             log.info("stopped while starting; nothing was written")
             return RunResult(shutdown.exit_code, [])
 
 
 def _run(
-    config: Config, outputs: Outputs, inputs: tuple[str | Path, ...], shutdown: _Shutdown, resources: ExitStack
+    config: Config,
+    outputs: Outputs,
+    inputs: tuple[str | Path, ...],
+    shutdown: _Shutdown,
+    resources: ExitStack,
+    port_option: str,
+    on_serving: Callable[[str], None] | None,
 ) -> RunResult:
     cameras = []
     for name, camera in config.cameras.items():
@@ -272,8 +289,10 @@ def _run(
     if config.dashboard is not None:
         hub = LiveHub(config.cameras)
         shared.append(hub)
-        server = serve_dashboard(config, hub, store)  # a taken port or a missing token fails here
+        server = serve_dashboard(config, hub, store, port_option)  # a taken port fails here
         resources.callback(server.close)
+        if on_serving is not None:
+            on_serving(server.url)
         shutdown.check()
     if config.mqtt is not None:
         shared.append(_start_mqtt(config, resources))

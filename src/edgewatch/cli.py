@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import NoReturn, TypeVar
 
 import cv2
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from edgewatch import __version__
 from edgewatch.app import EXIT_INTERRUPTED, EXIT_OK, Outputs, run_config
@@ -363,9 +364,10 @@ def _demo(args: argparse.Namespace) -> int:
         storage=StorageConfig(path=str(args.out_dir / "data")),
         dashboard=DashboardConfig(host="127.0.0.1", port=args.port),
     )
-    if args.port:
-        print(f"edgewatch demo: open http://127.0.0.1:{args.port}/ — Ctrl-C stops", flush=True)
-    result = run_config(config, outputs)
+    result = run_config(
+        config, outputs, port_option="--port",
+        on_serving=lambda url: print(f"edgewatch demo: open {url} — Ctrl-C stops", flush=True),
+    )  # fmt: skip
     frames = sum(item.frames for item in result.stats)
     print(f"edgewatch demo: {frames} frames of bikes.mp4 with the HOG people detector")
     print(f"  annotated video: {video}")
@@ -496,30 +498,27 @@ def _setup_logging(debug: bool, quiet: bool) -> None:
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's AV_LOG_QUIET; read at first open
 
 
+def _outbox(args: argparse.Namespace) -> int:
+    from edgewatch.sinks.outbox import manage
+
+    print(manage(args.storage, args.drop))
+    return 0
+
+
+COMMANDS = {
+    "run": _run, "bench": _bench_models, "synth": _synth, "eval": _eval, "data": _data, "review": _review,
+    "outbox": _outbox, "demo": _demo,
+}  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
         _setup_logging(args.debug, getattr(args, "quiet", False))
-        if args.command == "run":
-            return _run(args)
-        if args.command == "bench":
-            return _bench_models(args)
-        if args.command == "synth":
-            return _synth(args)
-        if args.command == "eval":
-            return _eval(args)
-        if args.command == "data":
-            return _data(args)
-        if args.command == "review":
-            return _review(args)
-        if args.command == "outbox":
-            from edgewatch.sinks.outbox import manage
-
-            print(manage(args.storage, args.drop))
-            return 0
-        return _demo(args)
+        with logging_redirect_tqdm():  # log lines go above a progress bar, not into it
+            return COMMANDS[args.command](args)
     except EdgewatchError as error:
         if debug:
             log.exception("details")

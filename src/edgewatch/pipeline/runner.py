@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -116,8 +116,10 @@ class Pipeline:
         self._show_progress = progress and not source.info.live
         self._progress: tqdm | None = None
         self._delivered = 0
+        self._passes = 0  # of a looped file, for the progress bar
         self._inference_ms_total = 0.0
         self._started = 0.0
+        self._ended: float | None = None  # when its last frame was delivered: its own time, not the run's
         self._stages = [
             Stage(
                 f"{camera}:read",
@@ -138,9 +140,12 @@ class Pipeline:
 
     def _progress_bar(self) -> tqdm:
         info = self.source.info
+        total = self.selection.expected_count(info.frame_count, info.fps)
+        if self.selection.loop and self.selection.max_frames is None:  # a bar per pass, and which pass
+            total = replace(self.selection, loop=False).expected_count(info.frame_count, info.fps)
         return tqdm(
-            total=self.selection.expected_count(info.frame_count, info.fps),
-            desc=self.camera,
+            total=total,
+            desc=f"{self.camera} (pass 1)" if self.selection.loop and total else self.camera,
             unit="frame",
             file=sys.stderr,
             dynamic_ncols=True,
@@ -180,9 +185,17 @@ class Pipeline:
             self._delivered += 1
             self._inference_ms_total += result.inference_ms
             if self._progress is not None:
-                self._progress.update(1)
+                self._advance_progress()
             if self.selection.max_frames is not None and self._delivered >= self.selection.max_frames:
                 raise StopPipeline(f"{self._delivered} frames processed, as asked")
+
+    def _advance_progress(self) -> None:
+        bar = self._progress
+        bar.update(1)
+        if self.selection.loop and bar.total and bar.n >= bar.total:
+            self._passes += 1
+            bar.set_description(f"{self.camera} (pass {self._passes + 1})", refresh=False)
+            bar.reset()
 
     def _publish(self, events: list[dict], stats: dict | None) -> None:
         for sink in self.sinks:
@@ -195,6 +208,7 @@ class Pipeline:
 
     def _finish(self) -> None:
         """On the delivery thread, after its last frame: close what the analytics still hold open."""
+        self._ended = time.monotonic()
         if self.analytics is None:
             return
         try:
@@ -259,7 +273,7 @@ class Pipeline:
             camera=self.camera,
             frames=self._delivered,
             dropped=self._frames.dropped,
-            seconds=time.monotonic() - self._started if self._started else 0.0,
+            seconds=(self._ended or time.monotonic()) - self._started if self._started else 0.0,
             mean_inference_ms=self._inference_ms_total / self._delivered if self._delivered else 0.0,
             reconnects=self.source.reconnects,
         )

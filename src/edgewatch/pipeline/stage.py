@@ -132,7 +132,8 @@ class Stage(Generic[In, Out]):
                 if result is not None and self._output is not None and not self._output.put(result):
                     break
         except StopPipeline as reason:
-            log.info("stage %s ends the run: %s", self.name, reason)
+            # the reason is the user's news ("100 frames processed, as asked"); the stage is ours
+            log.info("%s: stopping: %s", self.name.partition(":")[0], reason)
             self._stop.set()
         except BaseException as error:
             log.debug("stage %s failed", self.name, exc_info=True)

@@ -208,6 +208,7 @@ class EventStore:
             )
 
     def _migrate(self, db: sqlite3.Connection) -> None:
+        fresh: bool | None = None  # known at the first step
         while True:
             # IMMEDIATE takes the write lock before reading the version: two processes opening an
             # old file at once apply each migration once.
@@ -226,7 +227,9 @@ class EventStore:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
-            log.info("event store %s: schema upgraded to version %d", self.path, version + 1)
+            fresh = fresh if fresh is not None else version == 0
+            # a new file is made by running every migration: that is no upgrade worth telling the user
+            (log.debug if fresh else log.info)("event store %s: schema upgraded to version %d", self.path, version + 1)
 
     # --- the sink -----------------------------------------------------------------------------
 

@@ -132,7 +132,7 @@ def dashboard_token(dashboard: DashboardConfig) -> str | None:
     return token
 
 
-def serve_dashboard(config: Config, hub: LiveHub, store: EventStore | None) -> WebServer:
+def serve_dashboard(config: Config, hub: LiveHub, store: EventStore | None, flag: str = "--serve") -> WebServer:
     """The page's server; off loopback it refuses to start without a strong token. It answers to the
     names of the address it is bound to and those of `dashboard.hosts` (docs/security.md)."""
     dashboard = config.dashboard
@@ -146,4 +146,4 @@ def serve_dashboard(config: Config, hub: LiveHub, store: EventStore | None) -> W
     from edgewatch.web.app import create_app  # the app imports this module's server for the review page
 
     app = create_app(hub, store, Path(config.storage.path) / "media", token, review=captures, hosts=hosts)
-    return WebServer(app, dashboard.host, dashboard.port).start()
+    return WebServer(app, dashboard.host, dashboard.port, flag).start()
