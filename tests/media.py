@@ -88,3 +88,29 @@ def cut_short(source: Path, path: Path, share: float = 0.5) -> Path:
     data = source.read_bytes()
     path.write_bytes(data[: int(len(data) * share)])
     return path
+
+
+def run_in_terminal(command: list[str], cwd: Path, timeout: float = 120) -> list[str]:
+    """Run `command` as in a 100-column terminal (a pty); the lines the screen showed, bars included."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    process = subprocess.Popen(command, cwd=cwd, stdin=child, stdout=child, stderr=child)
+    os.close(child)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the child closed its end
+            break
+        if not chunk:
+            break
+        output += chunk
+    process.wait(timeout)
+    os.close(main)
+    return [line for line in output.decode(errors="replace").replace("\r", "\n").split("\n") if line.strip()]

@@ -10,11 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+import av
 import cv2
 import httpx
 import pytest
 
-from media import edgewatch_command, square_position, video_frame_count
+from media import edgewatch_command, run_in_terminal, square_position, video_frame_count
 
 CONTRACT_KEYS = ["camera", "frame", "time", "wall_time", "width", "height", "detections"]
 DETECTION_KEYS = ["label", "class_id", "score", "box", "track_id"]
@@ -338,35 +339,33 @@ def test_the_demo_prints_the_address_it_has_and_a_taken_port_names_its_own_optio
 
 
 def test_log_lines_in_a_terminal_go_above_the_progress_bar_not_into_it(bikes: Path, tmp_path: Path):
-    import fcntl
-    import pty
-    import struct
-    import termios
-
-    main, child = pty.openpty()
-    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal 100 columns wide
     # HOG takes a while a frame, so the bar is drawn before the run logs that it stops, bar still showing
-    process = subprocess.Popen(
-        edgewatch_command("run", "--source", str(bikes), "--detector", "hog", "--max-frames", "40"),
-        cwd=tmp_path, stdin=child, stdout=child, stderr=child,
-    )  # fmt: skip
-    os.close(child)
-    output = b""
-    while True:
-        try:
-            chunk = os.read(main, 4096)
-        except OSError:  # the child closed its end
-            break
-        if not chunk:
-            break
-        output += chunk
-    process.wait(60)
-    os.close(main)
-    screen_lines = [line for line in output.decode(errors="replace").replace("\r", "\n").split("\n") if line.strip()]
-    assert any("%|" in line for line in screen_lines), screen_lines  # a bar was drawn
-    logged = [line for line in screen_lines if "INFO" in line or "WARNING" in line]
-    assert any("stopping: 40 frames processed" in line for line in logged), screen_lines
+    screen = run_in_terminal(edgewatch_command("run", "--source", str(bikes), "--detector", "hog", "--max-frames", "40"),
+                             tmp_path)  # fmt: skip
+    assert any("%|" in line for line in screen), screen  # a bar was drawn
+    logged = [line for line in screen if "INFO" in line or "WARNING" in line]
+    assert any("stopping: 40 frames processed" in line for line in logged), screen
     assert all(line.lstrip("\x1b[A").startswith(("WARNING:", "INFO:")) for line in logged), logged
+
+
+@pytest.mark.parametrize(
+    ("verb", "name"),
+    [(["data", "sample", "synthetic:door?seconds=40", "sampled", "--budget", "5", "--by", "time"], "sample"),
+     (["eval", "--truth", "truth", "--model", "door"], "eval")],
+    ids=["data-sample", "eval-model"],
+)  # fmt: skip
+def test_long_verbs_show_a_progress_bar(verb: list[str], name: str, tmp_path: Path):
+    from edgewatch.sources.synthetic_export import write_scene
+
+    for label in ("open", "closed"):  # a classifier's truth: a folder per class
+        (tmp_path / "truth" / label).mkdir(parents=True)
+    video, _ = write_scene("door", tmp_path, seed=1, seconds=8)
+    with av.open(str(video)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            label = "open" if index % 2 else "closed"  # the score is not the point here
+            cv2.imwrite(str(tmp_path / "truth" / label / f"{index:03d}.jpg"), frame.to_ndarray(format="bgr24"))
+    screen = run_in_terminal(edgewatch_command(*verb), tmp_path)
+    assert any(line.startswith(f"{name}:") and "%|" in line for line in screen), screen
 
 
 def test_each_camera_reports_its_own_time_and_no_internal_words(make_video, run_cli, tmp_path: Path):

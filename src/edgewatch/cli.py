@@ -26,6 +26,7 @@ from edgewatch.config import (
 )
 from edgewatch.errors import EdgewatchError
 from edgewatch.models import BUILTIN_DETECTORS
+from edgewatch.progress import with_progress
 from edgewatch.sinks.files import StagedFile
 from edgewatch.sources import sample_video
 
@@ -331,8 +332,10 @@ def _bench_models(args: argparse.Namespace) -> int:
         except ValueError:
             raise EdgewatchError(f"--size {args.size} is not WxH", "write it like 1280x720") from None
         frames = [cv2.resize(frame, (width, height)) for frame in frames]
+    candidates = bench.candidates(args.model, detectors, devices)
     results = [
-        bench.measure(candidate, frames, args.runs) for candidate in bench.candidates(args.model, detectors, devices)
+        bench.measure(candidate, frames, args.runs)
+        for candidate in with_progress(candidates, len(candidates), "bench", "model")
     ]
     height, width = frames[0].shape[:2]
     print(f"{len(frames)} frames of {width}x{height}, {args.runs} runs each; {os.cpu_count()} CPUs")

@@ -65,6 +65,7 @@ import supervision as sv
 from edgewatch.data.datasets import check_format, check_target, write_annotations
 from edgewatch.errors import EdgewatchError
 from edgewatch.models import Detector, load_model
+from edgewatch.progress import progress_bar
 from edgewatch.sources import Source, open_source
 
 __all__ = ["FLIP_SECONDS", "MAX_CANDIDATES", "METHODS", "UNSURE_BAND", "SampleResult", "frame_feature", "sample"]
@@ -388,8 +389,11 @@ def _read(
         finish(candidate, image)
         pool.add(candidate, next_window)
 
+    counts = [count for count in (source.info.frame_count, max_frames) if count]
+    bar = progress_bar(min(counts) if counts and not source.info.live else None, "sample", "frame")
     try:
         while max_frames is None or index < max_frames:
+            bar.update(index - bar.n)
             window = pool.window(index)
             same = held is not None and held[1] == window
             if same and not every_frame:
@@ -417,6 +421,8 @@ def _read(
         if not source.info.live:
             raise
         log.info("stopped reading %s after %d frames", source.info.uri, index)
+    finally:
+        bar.close()
     if held is not None:
         close_window(None)
     return index

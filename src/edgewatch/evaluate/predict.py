@@ -14,6 +14,7 @@ import supervision as sv
 from edgewatch.errors import EdgewatchError
 from edgewatch.evaluate.detection import LabelMatcher
 from edgewatch.models import Detector, load_model
+from edgewatch.progress import with_progress
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,11 @@ def predict_boxes(detector: Detector, images: Iterable[str | Path], classes: lis
     """The detector's boxes on each image, every score kept (AP needs the low ones), class ids mapped to
     `classes` by label name, ignoring case; labels the truth lacks are left out with a warning."""
     matcher = LabelMatcher(classes)
-    predictions = {Path(image).name: matcher.keep(detector.detect(_read(image)), detector.labels) for image in images}
+    images = list(images)
+    predictions = {
+        Path(image).name: matcher.keep(detector.detect(_read(image)), detector.labels)
+        for image in with_progress(images, len(images), "eval", "image")
+    }
     matcher.warn()
     return predictions
 
@@ -32,7 +37,8 @@ def predict_boxes(detector: Detector, images: Iterable[str | Path], classes: lis
 def predict_labels(detector: Detector, images: Iterable[str | Path]) -> dict[str, str]:
     """A whole-image classifier's label of each image, by file name."""
     predicted = {}
-    for image in images:
+    images = list(images)
+    for image in with_progress(images, len(images), "eval", "image"):
         classification = detector.detect(_read(image)).metadata.get("classification")
         if classification is None:
             raise EdgewatchError(f"{detector.name or 'the model'} is no classifier", "give a classifier's model")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -20,6 +19,7 @@ from edgewatch.frame import Frame
 from edgewatch.models.base import Detector
 from edgewatch.pipeline.result import FrameResult
 from edgewatch.pipeline.stage import Channel, Stage, StopPipeline
+from edgewatch.progress import progress_bar
 from edgewatch.sources.base import Source
 from edgewatch.sources.frames import FrameSelection, read_frames
 
@@ -143,14 +143,7 @@ class Pipeline:
         total = self.selection.expected_count(info.frame_count, info.fps)
         if self.selection.loop and self.selection.max_frames is None:  # a bar per pass, and which pass
             total = replace(self.selection, loop=False).expected_count(info.frame_count, info.fps)
-        return tqdm(
-            total=total,
-            desc=f"{self.camera} (pass 1)" if self.selection.loop and total else self.camera,
-            unit="frame",
-            file=sys.stderr,
-            dynamic_ncols=True,
-            mininterval=0.5 if sys.stderr.isatty() else 5.0,
-        )
+        return progress_bar(total, f"{self.camera} (pass 1)" if self.selection.loop and total else self.camera, "frame")
 
     def _detect(self, frames: list[Frame]) -> list[FrameResult]:
         started = time.perf_counter()
