@@ -239,7 +239,7 @@ def test_debug_shows_the_traceback(run_cli):
 
 def test_demo_counts_people_in_the_real_street_video_and_serves_its_page(tmp_path: Path):
     demo = subprocess.Popen(
-        edgewatch_command("demo", "--max-frames", "100", "--port", "0"),
+        edgewatch_command("demo", "--max-frames", "100", "--serve", "0"),
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -328,13 +328,13 @@ def test_the_demo_prints_the_address_it_has_and_a_taken_port_names_its_own_optio
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        done = subprocess.run(edgewatch_command("demo", "--port", str(port), "--max-frames", "5"),
+        done = subprocess.run(edgewatch_command("demo", "--serve", str(port), "--max-frames", "5"),
                               cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 2
     assert done.stdout == ""  # no "open http://..." for a page that never came
     assert done.stderr.strip().splitlines() == [
         f"edgewatch: error: cannot serve on 127.0.0.1:{port}: the port is taken "
-        "(choose another with --port, or stop what holds it)"
+        "(choose another with --serve, or stop what holds it)"
     ]
 
 
@@ -381,3 +381,28 @@ def test_each_camera_reports_its_own_time_and_no_internal_words(make_video, run_
                for line in stderr.splitlines() if " frames in " in line}  # fmt: skip
     assert seconds["short"] < seconds["long"] / 2  # 10 frames at 25 fps against 60
     assert "stage" not in stderr and ":deliver" not in stderr and "schema upgraded" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [(["synth", "door", "--seconds", "1", "--out-dir", "scene"], "--out-dir is now --out"),
+     (["review", "nowhere", "--port", "0", "--format", "voc"], "--port is now --serve"),
+     (["eval", "--compare", "a.json", "--score", "0.5"], "--score is now --min-score")],
+    ids=["synth-out-dir", "review-port", "eval-score"],
+)  # fmt: skip
+def test_old_spellings_still_work_say_their_new_name_and_are_hidden(old: list[str], new: str, run_cli, tmp_path: Path):
+    (tmp_path / "a.json").write_text("{}")
+    done = run_cli(*old)
+    stderr = done.stderr.decode()
+    assert new in stderr and "the old name still works" in stderr
+    if old[0] == "synth":
+        assert done.returncode == 0 and (tmp_path / "scene" / "door.mp4").exists()
+    flag = new.split()[0]
+    assert flag not in run_cli(old[0], "--help").stdout.decode()
+
+
+def test_debug_and_quiet_work_after_the_verb(run_cli):
+    done = run_cli("run", "--source", "nope.mp4", "--debug")
+    assert done.returncode == 2 and "Traceback" in done.stderr.decode()
+    quiet = run_cli("synth", "door", "--seconds", "1", "--quiet")
+    assert quiet.returncode == 0 and "INFO" not in quiet.stderr.decode()

@@ -42,7 +42,7 @@ def main() -> None:
         sample = ["data", "sample", "synthetic:street?seed=4&seconds=40", str(sampled), "--budget", "8"]
         subprocess.run([*EDGEWATCH, *sample, "--by", "diverse", "--detector", "street"], check=True)
         server = subprocess.Popen(
-            [*EDGEWATCH, "review", str(sampled), "--port", "0", "--quiet"], stdout=subprocess.PIPE, text=True
+            [*EDGEWATCH, "review", str(sampled), "--serve", "0", "--quiet"], stdout=subprocess.PIPE, text=True
         )
         try:
             line = server.stdout.readline() if server.stdout else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -45,6 +46,30 @@ class _Parser(argparse.ArgumentParser):
         raise EdgewatchError(f"{self.prog}: {message}", f"see {self.prog} --help")
 
 
+class _Renamed(argparse.Action):
+    """An option's old spelling: it still works, is hidden from --help, and says the new name once."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: argparse.Action, **kwargs: object) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, nargs=new.nargs, type=new.type, choices=new.choices, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:  # fmt: skip
+        renamed = getattr(namespace, "renamed", [])
+        renamed.append(f"{option_string} is now {self.new.option_strings[0]}; the old name still works for now")
+        namespace.renamed = renamed
+        self.new(parser, namespace, values, option_string)
+
+
+def _option(command: argparse.ArgumentParser, name: str, *old: str, **kwargs: object) -> argparse.Action:
+    """`command.add_argument(name, **kwargs)`, with `old` spellings kept working (docs/cli.md)."""
+    action = command.add_argument(name, **kwargs)
+    for spelling in old:
+        command.add_argument(spelling, action=_Renamed, new=action, dest=action.dest, default=argparse.SUPPRESS,
+                             help=argparse.SUPPRESS)  # fmt: skip
+    return action
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -66,9 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"edgewatch {__version__}")
     parser.add_argument("--debug", action="store_true", help="debug logs, and tracebacks on errors")
+    # --debug and --quiet also after the verb, where users put them (SUPPRESS: absent leaves the top one)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="debug logs, and tracebacks")
+    common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bar or info logs")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    add_command = functools.partial(commands.add_parser, parents=[common])
 
-    run = commands.add_parser("run", help="run detection on a source, or on everything in a config file")
+    run = add_command("run", help="run detection on a source, or on everything in a config file")
     run.add_argument("config", nargs="?", type=Path, help="YAML config (see docs/config.md); or use --source")
     run.add_argument("--source", help="image, folder, video, webcam index (0 or CAM), rtsp:// http(s):// udp:// URL")
     run.add_argument(
@@ -94,43 +124,43 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pipe", action="store_true", help="write annotated frames as raw bgr24 to stdout")
     run.add_argument("--show", action="store_true", help="show annotated frames in a window (Esc quits)")
 
-    bench = commands.add_parser("bench", help="measure detectors on this machine").add_subparsers(
+    bench = add_command("bench", help="measure detectors on this machine").add_subparsers(
         dest="bench", required=True, metavar="WHAT", parser_class=_Parser
     )
-    models = bench.add_parser("models", help="load time, latency, throughput, pre/post cost of detectors")
+    models = bench.add_parser(
+        "models", parents=[common], help="load time, latency, throughput, pre/post cost of detectors"
+    )
     models.add_argument("--model", action="append", default=[], help="a model file (.onnx, .xml); repeat for more")
     models.add_argument("--detector", action="append", default=[], help="a built-in detector; repeat for more")
-    models.add_argument(
-        "--openvino",
-        action="append",
-        default=None,
-        metavar="DEVICE",
-        help="OpenVINO devices to run model files on (default AUTO when installed)",
-    )
+    _option(models, "--device", "--openvino", action="append", default=None, metavar="DEVICE",
+            help="OpenVINO devices to run model files on, as openvino:GPU or GPU (default AUTO when installed); "
+            "repeat for more")  # fmt: skip
     models.add_argument("--source", help="frames to measure on (default: the bikes.mp4 sample)")
     models.add_argument("--size", help="resize frames to WxH first, e.g. 1280x720")
     models.add_argument("--frames", type=_positive_int, default=20, help="frames to use (default 20)")
     models.add_argument("--runs", type=_positive_int, default=3, help="passes over the frames (default 3)")
     models.add_argument("--markdown", action="store_true", help="print a markdown table")
-    models.add_argument("--json", type=Path, help="write the results as JSON")
-    models.add_argument("--csv", type=Path, help="write the results as CSV")
+    _option(models, "--results", "--json", "--csv", type=Path, action="append", default=[],
+            help="write the results to FILE.json or FILE.csv; repeat for both")  # fmt: skip
 
-    demo = commands.add_parser(
+    demo = add_command(
         "demo", help="count people in a real street video, live on a page, with embedded defaults (Ctrl-C stops)"
     )
     _add_outputs(demo, folder=True)
     demo.add_argument("--max-frames", type=_positive_int, help="stop the video after N frames (default: loop)")
-    demo.add_argument("--port", type=int, default=8080, help="the page's port on 127.0.0.1 (default 8080; 0: any)")
+    _option(demo, "--serve", "--port", default="8080", metavar="[127.0.0.1:]PORT",
+            help="serve the page on this port of 127.0.0.1 (default 8080; 0: any free port)")  # fmt: skip
 
-    data = commands.add_parser("data", help="datasets: convert, split, sample frames worth labelling (docs/data.md)")
-    data_commands = data.add_subparsers(dest="data_command", required=True)
+    data = add_command("data", help="datasets: convert, split, sample frames worth labelling (docs/data.md)")
+    data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    add_data_command = functools.partial(data_commands.add_parser, parents=[common])
     formats = ("voc", "csv", "sagemaker", "coco", "yolo")
-    convert = data_commands.add_parser("convert", help="convert a labelled dataset to another format")
+    convert = add_data_command("convert", help="convert a labelled dataset to another format")
     convert.add_argument("--from", dest="source_format", required=True, choices=formats)
     convert.add_argument("--to", dest="target_format", required=True, choices=formats)
     convert.add_argument("source", type=Path)
     convert.add_argument("target", type=Path)
-    split = data_commands.add_parser("split", help="split a labelled dataset into train / validation (/ test)")
+    split = add_data_command("split", help="split a labelled dataset into train / validation (/ test)")
     split.add_argument("source", type=Path)
     split.add_argument("target", type=Path)
     split.add_argument("--ratios", default="0.8,0.2", help="train,validation[,test] (default 0.8,0.2)")
@@ -146,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="read images an annotation names outside the dataset's image folders (../x.jpg, /abs/x.jpg)",
         )  # fmt: skip
 
-    sample = data_commands.add_parser("sample", help="choose frames worth labelling from a video or stream")
+    sample = add_data_command("sample", help="choose frames worth labelling from a video or stream")
     sample.add_argument("source", help="video file, image folder, camera index, stream URL or synthetic:SCENE")
     sample.add_argument("target", type=Path, help="output folder: images/, draft annotations, manifest.json")
     sample.add_argument("--budget", type=_positive_int, required=True, help="how many frames to keep")
@@ -162,29 +192,30 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0, help="ties are broken the same way for the same seed")
     sample.add_argument("--force", action="store_true", help="replace an output folder that is not empty")
 
-    review = commands.add_parser("review", help="review and correct labels in the browser (docs/data.md)")
+    review = add_command("review", help="review and correct labels in the browser (docs/data.md)")
     review.add_argument("folder", type=Path, help="a dataset folder: sampled, captured or labelled")
-    review.add_argument("--format", choices=formats, help="the folder's format (default: guessed)")
-    review.add_argument("--to", dest="target_format", choices=formats, help="save in this format (default: --format)")
-    review.add_argument("--port", type=int, default=8081, help="port on 127.0.0.1 (default 8081; 0: any)")
-    review.add_argument("--quiet", action="store_true", help="no info logs")
+    _option(review, "--from", "--format", dest="source_format", choices=formats,
+            help="the folder's dataset format (default: guessed)")  # fmt: skip
+    review.add_argument("--to", dest="target_format", choices=formats, help="save in this format (default: --from)")
+    _option(review, "--serve", "--port", default="8081", metavar="[127.0.0.1:]PORT",
+            help="serve the page on this port of 127.0.0.1 (default 8081; 0: any free port)")  # fmt: skip
 
-    evaluation = commands.add_parser(
-        "eval", help="score a detector or classifier against labelled images (docs/evaluation.md)"
-    )
+    evaluation = add_command("eval", help="score a detector or classifier against labelled images (docs/evaluation.md)")
     evaluation.add_argument("--truth", type=Path, help="the labelled dataset, or a folder of class folders")
     evaluation.add_argument(
         "--pred", type=Path, help="edgewatch run --json lines, COCO results JSON, or a dataset with scores"
     )
     evaluation.add_argument("--model", help="run this model (.onnx, .xml, or a built-in) on the truth images instead")
-    evaluation.add_argument("--format", choices=formats, help="the truth's format (default: guessed)")
+    _option(evaluation, "--from", "--format", dest="source_format", choices=formats,
+            help="the truth's dataset format (default: guessed)")  # fmt: skip
     evaluation.add_argument("--iou", type=float, default=0.5, help="overlap that makes a match (default 0.5)")
-    evaluation.add_argument("--score", type=_score, default=0.3, help="score threshold of the table (default 0.3)")
-    evaluation.add_argument("--json", type=Path, help="write every figure as JSON")
+    _option(evaluation, "--min-score", "--score", type=_score, default=0.3,
+            help="boxes scoring below this do not count in the table (default 0.3)")  # fmt: skip
+    _option(evaluation, "--results", "--json", type=Path, help="write every figure to FILE.json")
     evaluation.add_argument("--pr-curve", type=Path, help="write the precision-recall curves as PNG")
-    evaluation.add_argument("--compare", type=Path, nargs="+", help="summarise several --json results instead")
+    evaluation.add_argument("--compare", type=Path, nargs="+", help="summarise several --results files instead")
 
-    outbox = commands.add_parser("outbox", help="MQTT events waiting in a storage folder, per broker; drop a queue")
+    outbox = add_command("outbox", help="MQTT events waiting in a storage folder, per broker; drop a queue")
     outbox.add_argument(
         "--storage", default=StorageConfig().path, help="the run's storage.path (default ./edgewatch-data)"
     )
@@ -193,27 +224,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop BROKER's queue, as listed (HOST:PORT[/PREFIX], embedded, unknown); alone: every queue",
     )  # fmt: skip
 
-    synth = commands.add_parser(
-        "synth", help="write a synthetic scene as a video and its ground truth (street, pets, door)"
-    )
+    synth = add_command("synth", help="write a synthetic scene as a video and its ground truth (street, pets, door)")
     synth.add_argument("scene", choices=("street", "pets", "door"))
-    synth.add_argument("--out-dir", type=Path, default=Path("."), help="folder (default: here)")
+    _option(synth, "--out", "--out-dir", type=Path, default=Path("."), help="folder to write to (default: here)")
     synth.add_argument("--seed", type=int, default=0, help="the same seed gives the same scene")
     synth.add_argument("--seconds", type=float, help="length (default: the scene's own)")
-    synth.add_argument("--quiet", action="store_true", help="no info logs")
     return parser
 
 
 def _add_outputs(command: argparse.ArgumentParser, folder: bool = False) -> None:
     if folder:
-        command.add_argument(
-            "--out-dir", type=Path, default=Path("edgewatch-demo"), help="where to write (default ./edgewatch-demo)"
-        )
+        _option(command, "--out", "--out-dir", type=Path, default=Path("edgewatch-demo"),
+                help="folder to write to (default ./edgewatch-demo)")  # fmt: skip
     else:
         command.add_argument("--out", help="annotated video (.mp4 .mkv .mov .avi), image (.jpg .png) or folder/")
         command.add_argument("--json", type=Path, help="per-frame JSON lines file")
         command.add_argument("--events", type=Path, help="events JSON lines file (objects, crossings, incidents)")
-    command.add_argument("--quiet", action="store_true", help="no progress bar or info logs")
 
 
 def _config_from_flags(args: argparse.Namespace) -> Config:
@@ -274,6 +300,16 @@ def _serve_flag(value: str, configured: DashboardConfig | None) -> DashboardConf
     return _revalidated(configured or DashboardConfig(), changes, f"--serve {value}")
 
 
+def _loopback_serve_flag(value: str, default: DashboardConfig) -> DashboardConfig:
+    """`--serve` of the demo and the review page: a port, on loopback only (they have no token)."""
+    dashboard = _serve_flag(value, default)
+    if dashboard.host != "127.0.0.1":
+        raise EdgewatchError(
+            f"--serve {value}: this page is served on 127.0.0.1 only", "give the port alone, or use edgewatch run"
+        )
+    return dashboard
+
+
 def _revalidated(configured: ConfigModel, changes: dict[str, object], flag: str) -> ConfigModel:
     """The config section with a flag's values, checked as the config file's would be (a port of 99999
     is refused here as it is there)."""
@@ -307,7 +343,7 @@ def _run(args: argparse.Namespace) -> int:
         store=args.config is not None or args.serve is not None,  # else a --source run leaves no ./edgewatch-data
         pipe=args.pipe,
         show=args.show,
-        progress=not args.quiet,
+        progress=not getattr(args, "quiet", False),
         max_frames=args.max_frames,
     )
     return run_config(config, outputs, inputs=(args.config,) if args.config else ()).exit_code
@@ -321,7 +357,9 @@ def _bench_models(args: argparse.Namespace) -> int:
     from edgewatch.sources import open_source
 
     detectors = args.detector or ([] if args.model else list(BUILTIN_DETECTORS))
-    devices = args.openvino if args.openvino is not None else (["AUTO"] if importlib.util.find_spec("openvino") else [])
+    devices = [device.removeprefix("openvino:") for device in args.device or []]
+    if args.device is None and importlib.util.find_spec("openvino"):
+        devices = ["AUTO"]
     frames = []
     with open_source(args.source or sample_video("bikes.mp4")) as source:
         while len(frames) < args.frames and (picture := source.read()) is not None:
@@ -340,17 +378,18 @@ def _bench_models(args: argparse.Namespace) -> int:
     height, width = frames[0].shape[:2]
     print(f"{len(frames)} frames of {width}x{height}, {args.runs} runs each; {os.cpu_count()} CPUs")
     print(bench.table(results, markdown=args.markdown))
-    if args.json:
-        bench.write_json(results, args.json)
-    if args.csv:
-        bench.write_csv(results, args.csv)
+    for path in args.results:
+        write = {".json": bench.write_json, ".csv": bench.write_csv}.get(path.suffix.lower())
+        if write is None:
+            raise EdgewatchError(f"--results {path}: the name must end in .json or .csv", "e.g. --results bench.json")
+        write(results, path)
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    video = args.out_dir / "annotated.mp4"
-    lines = args.out_dir / "detections.jsonl"
-    events = args.out_dir / "events.jsonl"
+    video = args.out / "annotated.mp4"
+    lines = args.out / "detections.jsonl"
+    events = args.out / "events.jsonl"
     camera = CameraConfig(
         source=str(sample_video("bikes.mp4")),
         detector="hog",
@@ -359,23 +398,28 @@ def _demo(args: argparse.Namespace) -> int:
         lines={"middle": LineConfig(points=((0.5, 0.0), (0.5, 1.0)))},
     )
     outputs = Outputs(
-        video=video, json=lines, events=events, store=True, progress=not args.quiet, max_frames=args.max_frames
+        video=video,
+        json=lines,
+        events=events,
+        store=True,
+        progress=not getattr(args, "quiet", False),
+        max_frames=args.max_frames,
     )
     config = Config(
         cameras={"demo": camera},
         mqtt=MqttConfig(host="embedded", port=0),  # a free port: 1883 may be a real broker's
-        storage=StorageConfig(path=str(args.out_dir / "data")),
-        dashboard=DashboardConfig(host="127.0.0.1", port=args.port),
+        storage=StorageConfig(path=str(args.out / "data")),
+        dashboard=_loopback_serve_flag(args.serve, DashboardConfig(host="127.0.0.1", port=8080)),
     )
     result = run_config(
-        config, outputs, port_option="--port",
+        config, outputs, port_option="--serve",
         on_serving=lambda url: print(f"edgewatch demo: open {url} — Ctrl-C stops", flush=True),
     )  # fmt: skip
     frames = sum(item.frames for item in result.stats)
     print(f"edgewatch demo: {frames} frames of bikes.mp4 with the HOG people detector")
     print(f"  annotated video: {video}")
     print(f"  JSON lines:      {lines}")
-    print(f"  events:          {events} (also published over MQTT and kept in {args.out_dir / 'data'})")
+    print(f"  events:          {events} (also published over MQTT and kept in {args.out / 'data'})")
     return EXIT_OK if result.exit_code == EXIT_INTERRUPTED else result.exit_code  # Ctrl-C is how it ends
 
 
@@ -422,7 +466,7 @@ def _eval(args: argparse.Namespace) -> int:
     if args.truth is None or (args.pred is None) == (args.model is None):
         raise EdgewatchError("eval needs --truth, and --pred or --model", "or --compare a.json b.json ...")
     # the outputs are checked before the run, which may take minutes, and written whole after it
-    results = StagedFile(args.json, "--json") if args.json is not None else None
+    results = StagedFile(args.results, "--results") if args.results is not None else None
     if args.pr_curve is not None:
         StagedFile(args.pr_curve, "--pr-curve").discard()
     try:
@@ -449,7 +493,7 @@ def _eval_run(args: argparse.Namespace, results: StagedFile | None) -> int:
             results.write(json.dumps(result, indent=1).encode())
             results.commit()
         return 0
-    dataset = ev.load_truth_dataset(args.truth, args.format)
+    dataset = ev.load_truth_dataset(args.truth, args.source_format)
     classes, truth = list(dataset.classes), ev.by_file_name(dataset)
     if args.model is not None:
         predictions = ev.predict_boxes(ev.load_model(args.model), dataset.image_paths, classes)
@@ -457,7 +501,7 @@ def _eval_run(args: argparse.Namespace, results: StagedFile | None) -> int:
         folders = {Path(image).parent for image in dataset.image_paths}
         images = folders.pop() if len(folders) == 1 else None
         predictions = ev.read_predictions(args.pred, classes, truth=args.truth, truth_images=images)
-    result = ev.evaluate(truth, predictions, classes, iou=args.iou, score=args.score)
+    result = ev.evaluate(truth, predictions, classes, iou=args.iou, score=args.min_score)
     print(result.table())
     if results is not None:
         results.write(json.dumps(result.to_json(), indent=1).encode())
@@ -470,7 +514,8 @@ def _eval_run(args: argparse.Namespace, results: StagedFile | None) -> int:
 def _review(args: argparse.Namespace) -> int:
     from edgewatch.web.review import serve_review
 
-    return serve_review(args.folder, format=args.format, target_format=args.target_format, port=args.port)
+    port = _loopback_serve_flag(args.serve, DashboardConfig(host="127.0.0.1", port=8081)).port
+    return serve_review(args.folder, format=args.source_format, target_format=args.target_format, port=port)
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -478,7 +523,7 @@ def _synth(args: argparse.Namespace) -> int:
 
     if args.seconds is not None and not args.seconds > 0:
         raise EdgewatchError(f"--seconds {args.seconds}: a scene lasts more than 0 s", "give a positive length")
-    video, truth = write_scene(args.scene, args.out_dir, seed=args.seed, seconds=args.seconds)
+    video, truth = write_scene(args.scene, args.out, seed=args.seed, seconds=args.seconds)
     print(f"edgewatch synth: {args.scene} scene, seed {args.seed}")
     print(f"  video:        {video}")
     print(f"  ground truth: {truth}")
@@ -520,6 +565,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         _setup_logging(args.debug, getattr(args, "quiet", False))
+        for note in getattr(args, "renamed", []):
+            log.warning(note)
         with logging_redirect_tqdm():  # log lines go above a progress bar, not into it
             return COMMANDS[args.command](args)
     except EdgewatchError as error:

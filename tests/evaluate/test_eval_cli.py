@@ -51,7 +51,7 @@ def test_eval_scores_a_run_against_yolo_labels(run_cli, tmp_path, street_truth):
     dataset, boxes = street_truth
     ran = run_cli("run", "--source", str(dataset / "images"), "--detector", "street", "--json", "pred.jsonl", "--quiet")
     assert ran.returncode == 0, ran.stderr.decode()
-    done = run_cli("eval", "--truth", str(dataset), "--pred", "pred.jsonl", "--format", "yolo", "--json", "v1.json",
+    done = run_cli("eval", "--truth", str(dataset), "--pred", "pred.jsonl", "--from", "yolo", "--results", "v1.json",
                    "--pr-curve", "pr.png")  # fmt: skip
     assert done.returncode == 0, done.stderr.decode()
     table = done.stdout.decode()
@@ -67,13 +67,13 @@ def test_eval_scores_a_run_against_yolo_labels(run_cli, tmp_path, street_truth):
 
 def test_eval_runs_the_model_itself_on_truth_in_any_format(run_cli, tmp_path, street_truth):
     dataset, boxes = street_truth
-    done = run_cli("eval", "--truth", str(dataset), "--model", "street", "--json", "yolo.json")
+    done = run_cli("eval", "--truth", str(dataset), "--model", "street", "--results", "yolo.json")
     assert done.returncode == 0, done.stderr.decode()
     from_yolo = json.loads((tmp_path / "yolo.json").read_text())["overall"]
     assert from_yolo["expected"] == boxes and from_yolo["ap50"] >= 0.9
     converted = run_cli("data", "convert", "--from", "yolo", "--to", "sagemaker", str(dataset), "truth-sm")
     assert converted.returncode == 0, converted.stderr.decode()
-    done = run_cli("eval", "--truth", "truth-sm", "--model", "street", "--json", "sagemaker.json")  # format guessed
+    done = run_cli("eval", "--truth", "truth-sm", "--model", "street", "--results", "sagemaker.json")  # format guessed
     assert done.returncode == 0, done.stderr.decode()
     from_sagemaker = json.loads((tmp_path / "sagemaker.json").read_text())["overall"]
     assert from_sagemaker["expected"] == boxes
@@ -94,7 +94,7 @@ def test_predictions_saved_as_a_dataset_with_scores_are_scored(run_cli, tmp_path
     dataset, boxes = street_truth
     truth, _ = load("yolo", dataset)
     save(shifted(truth, 0.0), format, tmp_path / "pred")
-    done = run_cli("eval", "--truth", str(dataset), "--pred", "pred", "--json", "result.json")
+    done = run_cli("eval", "--truth", str(dataset), "--pred", "pred", "--results", "result.json")
     assert done.returncode == 0, done.stderr.decode()
     overall = json.loads((tmp_path / "result.json").read_text())["overall"]
     assert (overall["true"], overall["false"], overall["missed"]) == (boxes, 0, 0)
@@ -107,7 +107,7 @@ def test_an_ultralytics_labels_folder_without_images_reads_against_the_truth_ima
     truth, _ = load("yolo", dataset)
     save(shifted(truth, 0.0), "yolo", tmp_path / "predict")
     shutil.rmtree(tmp_path / "predict" / "images")  # `save_txt` writes labels/ alone
-    done = run_cli("eval", "--truth", str(dataset), "--pred", "predict", "--json", "result.json")
+    done = run_cli("eval", "--truth", str(dataset), "--pred", "predict", "--results", "result.json")
     assert done.returncode == 0, done.stderr.decode()
     overall = json.loads((tmp_path / "result.json").read_text())["overall"]
     assert (overall["true"], overall["ap50"]) == (boxes, 1.0)
@@ -126,7 +126,7 @@ def door_truth(tmp_path_factory) -> Path:
 
 
 def test_a_classifier_is_scored_with_accuracy_and_a_confusion_matrix(run_cli, tmp_path, door_truth):
-    done = run_cli("eval", "--truth", str(door_truth), "--model", "door", "--json", "door.json")
+    done = run_cli("eval", "--truth", str(door_truth), "--model", "door", "--results", "door.json")
     assert done.returncode == 0, done.stderr.decode()
     result = json.loads((tmp_path / "door.json").read_text())
     assert result["images"] == 50
@@ -143,7 +143,7 @@ def test_a_classifier_run_is_scored_from_its_json_lines(run_cli, tmp_path, door_
         assert ran.returncode == 0, ran.stderr.decode()
     lines = [(tmp_path / f"{state}.jsonl").read_text() for state in ("closed", "open")]
     (tmp_path / "pred.jsonl").write_text("".join(lines))
-    done = run_cli("eval", "--truth", str(door_truth), "--pred", "pred.jsonl", "--json", "door.json")
+    done = run_cli("eval", "--truth", str(door_truth), "--pred", "pred.jsonl", "--results", "door.json")
     assert done.returncode == 0, done.stderr.decode()
     assert json.loads((tmp_path / "door.json").read_text())["accuracy"] >= 0.95
 
@@ -187,7 +187,7 @@ def test_a_bad_prediction_line_is_one_line_naming_it_and_exit_2(run_cli, tmp_pat
     truth = plain_dataset(tmp_path / "drawn", {"a.jpg": [("car", 10, 20, 60, 70)], "b.jpg": []}, ["car"], (160, 120))
     save(truth, "yolo", tmp_path / "truth")
     (tmp_path / "pred.jsonl").write_bytes(GOOD + line + b"\n")
-    done = run_cli("eval", "--truth", "truth", "--pred", "pred.jsonl", "--json", "result.json")
+    done = run_cli("eval", "--truth", "truth", "--pred", "pred.jsonl", "--results", "result.json")
     error = done.stderr.decode(errors="replace").strip()
     assert done.returncode == 2, error
     assert len(error.splitlines()) == 1 and "Traceback" not in error

@@ -68,11 +68,11 @@ def voc_folder(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def review_server(voc_folder: Path, tmp_path: Path) -> Iterator[str]:
-    """`edgewatch review VOC --port 0`, at the address it prints (no trailing slash); its log goes to
+    """`edgewatch review VOC --serve 0`, at the address it prints (no trailing slash); its log goes to
     `tmp_path/review.log`. Ctrl-C at the end: exit 0."""
     with open(tmp_path / "review.log", "wb") as log:
         run = subprocess.Popen(
-            edgewatch_command("review", str(voc_folder), "--port", "0", "--quiet"),
+            edgewatch_command("review", str(voc_folder), "--serve", "0", "--quiet"),
             stdout=subprocess.PIPE, stderr=log, text=True,
         )  # fmt: skip
         line = run.stdout.readline()  # printed once it answers

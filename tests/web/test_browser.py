@@ -154,7 +154,9 @@ def test_an_incident_arrives_with_its_thumbnail_and_its_clip_plays(tmp_path, pag
         deadline = time.monotonic() + 30  # generous: a loaded CI machine plays the scene slower
         while not (thumbnail.count() and thumbnail.evaluate("(img) => img.complete && img.naturalWidth > 0")):
             assert time.monotonic() < deadline, page.locator("#event-list").inner_text()
-            page.click("#filters button[type=submit]")  # as a user would, to see what is new
+            # as a user would, to see what is new; waiting for the answer, as a new click aborts the last fetch
+            with page.expect_response(lambda response: "/api/events" in response.url, timeout=15_000):
+                page.click("#filters button[type=submit]")
             time.sleep(0.5)
         row = page.locator("li.event", has=page.locator("img")).first
         text = row.inner_text()

@@ -305,7 +305,7 @@ def test_a_broken_index_is_one_error_that_names_the_backups(voc):
 
 def test_the_command_refuses_a_folder_that_is_no_dataset(run_cli, tmp_path):
     (tmp_path / "empty").mkdir()
-    done = run_cli("review", "empty", "--port", "0", timeout=60)
+    done = run_cli("review", "empty", "--serve", "0", timeout=60)
     assert done.returncode == 2
     lines = done.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("edgewatch: error: ") and "empty" in lines[0]

@@ -1,5 +1,5 @@
 """The review page in a real browser (Debian's chromium through Playwright) against
-`edgewatch review DIR --port 0`: labelImg's keys step through the images, accept and reject boxes,
+`edgewatch review DIR --serve 0`: labelImg's keys step through the images, accept and reject boxes,
 a drag moves or resizes one, `w` and a drag draw a box that Ctrl+S saves where the drag was, each
 change is backed up, the page reopens at the image reviewed last, and nothing goes wrong in the
 console."""
@@ -40,9 +40,9 @@ def folder(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def url(folder: Path) -> Iterator[str]:
-    """`edgewatch review FOLDER --port 0`, at the address it prints; Ctrl-C (SIGINT) at the end: exit 0."""
+    """`edgewatch review FOLDER --serve 0`, at the address it prints; Ctrl-C (SIGINT) at the end: exit 0."""
     run = subprocess.Popen(
-        edgewatch_command("review", str(folder), "--port", "0", "--quiet"),
+        edgewatch_command("review", str(folder), "--serve", "0", "--quiet"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     line = run.stdout.readline()  # printed once it answers

@@ -245,7 +245,7 @@ def test_a_taken_port_is_one_line_and_exit_code_2(tmp_path, voc_folder):
         port = holder.getsockname()[1]
         for command in [
             ("run", "site.yaml", "--serve", str(port), "--quiet"),
-            ("review", str(voc_folder), "--port", str(port)),
+            ("review", str(voc_folder), "--serve", str(port)),
         ]:
             line = _one_error_line(
                 subprocess.run(edgewatch_command(*command), cwd=tmp_path, capture_output=True, timeout=60)
@@ -257,7 +257,7 @@ def test_a_port_out_of_range_is_not_blamed_on_a_taken_port(tmp_path, voc_folder)
     (tmp_path / "site.yaml").write_text(SITE)
     for command in [
         ("run", "site.yaml", "--serve", "99999", "--quiet"),
-        ("review", str(voc_folder), "--port", "99999"),
+        ("review", str(voc_folder), "--serve", "99999"),
     ]:
         line = _one_error_line(
             subprocess.run(edgewatch_command(*command), cwd=tmp_path, capture_output=True, timeout=60)

@@ -221,7 +221,7 @@ def serve_review(folder: Path, format: str | None = None, target_format: str | N
         0
     """
     app = review_app(folder, format, target_format)
-    server = WebServer(app, "127.0.0.1", port, flag="--port").start()
+    server = WebServer(app, "127.0.0.1", port, flag="--serve").start()
     print(f"edgewatch review: open {server.url} — Ctrl-C stops", flush=True)
     try:
         while not app.state.stop.wait(0.5):  # a timed wait lets Ctrl-C through
