@@ -211,3 +211,21 @@ def test_bad_coco_results_are_one_line_and_exit_2(run_cli, tmp_path, results, re
     done = run_cli("eval", "--truth", "truth/annotations.json", "--pred", "results.json")
     error = done.stderr.decode(errors="replace").strip()
     assert done.returncode == 2 and len(error.splitlines()) == 1 and reason in error, error
+
+
+@pytest.mark.parametrize("where", ["read-only", "a-folder"])
+def test_a_results_file_that_cannot_be_written_is_said_before_the_model_runs(run_cli, tmp_path, street_truth, where):
+    # it used to be an internal error after the whole run
+    from disks import make_read_only, tmpfs
+
+    with tmpfs(tmp_path / "disk", 64) as disk:
+        target = disk / "results.json"
+        if where == "a-folder":
+            target.mkdir()
+        else:
+            make_read_only(disk)
+        done = run_cli("eval", "--truth", str(street_truth[0]), "--model", "street", "--results", str(target))
+    error = done.stderr.decode().strip()
+    assert done.returncode == 2 and len(error.splitlines()) == 1 and "Traceback" not in error, error
+    assert "--results" in error and ("cannot write" in error or "is a folder" in error)
+    assert done.stdout == b""  # nothing was scored: the table would have been printed
