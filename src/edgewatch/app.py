@@ -71,10 +71,11 @@ class RunResult:
     stats: list[PipelineStats]
 
 
-def camera_detector(config: Config, camera: CameraConfig) -> Detector:
+def camera_detector(config: Config, camera: CameraConfig, frame_size: tuple[int, int] | None = None) -> Detector:
+    """The camera's detector; a model of dynamic input size is sized for frames of `frame_size`."""
     named = config.detectors.get(camera.detector)
     if named is not None:
-        return load_detector(named.type, **named.options())
+        return load_detector(named.type, frame_size=frame_size, **named.options())
     return load_detector(camera.detector)
 
 
@@ -130,7 +131,7 @@ def detector_files(config: Config) -> list[str]:
     return files
 
 
-def _start_mqtt(config: Config, resources: ExitStack) -> MqttPublisher:
+def _start_mqtt(config: Config, resources: ExitStack, page: str | None = None) -> MqttPublisher:
     """The publisher, and the embedded broker first when asked for; both closed by `resources`."""
     mqtt = config.mqtt
     assert mqtt is not None
@@ -140,7 +141,7 @@ def _start_mqtt(config: Config, resources: ExitStack) -> MqttPublisher:
         host, port = broker.host, broker.port
     outbox = Outbox(Path(config.storage.path) / "mqtt-outbox.sqlite")
     rules = {name: [rule.name for rule in camera.rules] for name, camera in config.cameras.items()}
-    publisher = MqttPublisher(mqtt, outbox, rules, host=host, port=port).start()
+    publisher = MqttPublisher(mqtt, outbox, rules, host=host, port=port, instance=config.instance, page=page).start()
     resources.callback(publisher.close)
     return publisher
 
@@ -259,7 +260,7 @@ def _run(
     for name, camera in config.cameras.items():
         source: Source = resources.enter_context(open_source(camera.source, open_timeout=camera.open_timeout))
         shutdown.check()
-        detector = camera_detector(config, camera)
+        detector = camera_detector(config, camera, (source.info.width, source.info.height))
         resources.callback(detector.close)
         check_labels(name, camera, detector)
         warn_of_records_that_never_start(name, camera)
@@ -295,7 +296,7 @@ def _run(
             on_serving(server.url)
         shutdown.check()
     if config.mqtt is not None:
-        shared.append(_start_mqtt(config, resources))
+        shared.append(_start_mqtt(config, resources, page=server.url if server is not None else None))
     uploads = open_object_store(config.storage)
     if uploads is not None:
         resources.callback(uploads.close)

@@ -23,10 +23,11 @@ from edgewatch.config import (
     LineConfig,
     MqttConfig,
     StorageConfig,
+    default_instance,
     load_config,
 )
 from edgewatch.errors import EdgewatchError
-from edgewatch.models import BUILTIN_DETECTORS
+from edgewatch.models import BUILTIN_DETECTORS, runtime_for
 from edgewatch.progress import with_progress
 from edgewatch.sinks.files import StagedFile
 from edgewatch.sources import sample_video
@@ -36,7 +37,7 @@ EXIT_INTERNAL = 1
 
 log = logging.getLogger("edgewatch")
 
-ConfigModel = TypeVar("ConfigModel", MqttConfig, DashboardConfig)
+ConfigModel = TypeVar("ConfigModel", MqttConfig, DashboardConfig, Config)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,10 +106,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--detector",
         help=f"built-in detector: {', '.join(BUILTIN_DETECTORS)} (default hog; street for synthetic: sources)",
     )
-    run.add_argument("--model", help="an .onnx model file (YOLOv5/v8/v11, SSD, classifier); see docs/models.md")
+    run.add_argument(
+        "--model",
+        help="a model file: .onnx (YOLOv5/v8/v11, SSD, classifier), OpenVINO .xml, TensorFlow .pb or SavedModel "
+        "folder, .tflite, PaddlePaddle .pdmodel; see docs/models.md",
+    )
     run.add_argument("--format", help="the model's output layout, when guessing from its shapes is not enough")
     run.add_argument("--labels", help="the model's class names: txt (one a line), yaml or json")
-    run.add_argument("--device", help="run the model with OpenVINO on this device (AUTO, CPU, GPU, NPU)")
+    run.add_argument(
+        "--device",
+        help="what runs the model: cpu, gpu, cuda, tensorrt (ONNX Runtime), openvino[:GPU], AUTO, CPU, GPU, NPU "
+        "(OpenVINO); default: the best present",
+    )
     run.add_argument("--camera", default="default", help="camera name in outputs (default 'default')")
     run.add_argument("--min-score", type=_score, help="drop boxes scoring below this (0..1)")
     run.add_argument("--only", help="keep only these labels, comma-separated (e.g. person,car)")
@@ -120,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--open-timeout", type=float, help="seconds a stream may take to open (default 10)")
     _add_outputs(run)
     run.add_argument("--serve", metavar="[HOST:]PORT", help="serve the live page (default host 127.0.0.1)")
+    run.add_argument("--instance", help="this edgewatch's name on a shared MQTT broker (default: the host name)")
     run.add_argument("--mqtt", help="publish stats and events: HOST[:PORT] of a broker, or 'embedded' (docs/mqtt.md)")
     run.add_argument("--pipe", action="store_true", help="write annotated frames as raw bgr24 to stdout")
     run.add_argument("--show", action="store_true", help="show annotated frames in a window (Esc quits)")
@@ -261,9 +271,8 @@ def _config_from_flags(args: argparse.Namespace) -> Config:
             raise EdgewatchError(
                 "give --detector or --model, not both", "--model runs a model file instead of a built-in"
             )
-        openvino = args.device is not None or args.model.lower().endswith(".xml")
         detectors["model"] = {
-            "type": "openvino" if openvino else "onnx",
+            "type": runtime_for(args.model, args.device),
             "path": args.model,
             "format": args.format,
             "labels": args.labels,
@@ -336,6 +345,8 @@ def _run(args: argparse.Namespace) -> int:
         config = config.model_copy(update={"mqtt": _mqtt_flag(args.mqtt, config.mqtt)})
     if args.serve is not None:
         config = config.model_copy(update={"dashboard": _serve_flag(args.serve, config.dashboard)})
+    if args.instance is not None:
+        config = _revalidated(config, {"instance": args.instance}, f"--instance {args.instance}")
     outputs = Outputs(
         video=args.out,
         json=args.json,
@@ -354,10 +365,11 @@ def _bench_models(args: argparse.Namespace) -> int:
 
     from edgewatch.bench import models as bench
     from edgewatch.models import BUILTIN_DETECTORS
+    from edgewatch.models.runtimes import openvino_device
     from edgewatch.sources import open_source
 
     detectors = args.detector or ([] if args.model else list(BUILTIN_DETECTORS))
-    devices = [device.removeprefix("openvino:") for device in args.device or []]
+    devices = [openvino_device(device) for device in args.device or []]
     if args.device is None and importlib.util.find_spec("openvino"):
         devices = ["AUTO"]
     frames = []
@@ -406,6 +418,7 @@ def _demo(args: argparse.Namespace) -> int:
         max_frames=args.max_frames,
     )
     config = Config(
+        instance=f"{default_instance()}-demo",  # a run on the same host keeps its own topics and availability
         cameras={"demo": camera},
         mqtt=MqttConfig(host="embedded", port=0),  # a free port: 1883 may be a real broker's
         storage=StorageConfig(path=str(args.out / "data")),

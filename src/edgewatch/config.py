@@ -5,6 +5,7 @@ Unknown keys are refused, and every error names the key and its line in the file
 
 from __future__ import annotations
 
+import socket
 import types
 import typing
 from pathlib import Path
@@ -28,7 +29,10 @@ class DetectorConfig(StrictModel):
 
     type: str = Field(description="a built-in detector (" + ", ".join(BUILTIN_DETECTORS) + "), onnx or openvino")
     min_area: float | None = Field(None, gt=0, description="motion: smallest blob in pixels, or fraction of the frame")
-    path: str | None = Field(None, description="onnx: the model file")
+    path: str | None = Field(
+        None,
+        description="the model file (.onnx; for openvino also .xml, .pb, .tflite, .pdmodel or a SavedModel folder)",
+    )
     format: str | None = Field(None, description="onnx: output layout; omit to guess from the output shapes")
     labels: str | dict[int, str] | list[str] | None = Field(
         None,
@@ -44,7 +48,10 @@ class DetectorConfig(StrictModel):
     nms_iou: float | None = Field(None, gt=0, le=1, description="onnx: IoU above which boxes of a class merge")
     max_detections: int | None = Field(None, ge=1, description="onnx: boxes kept per frame at most")
     softmax: bool | None = Field(None, description="model classifier: apply softmax; omit to decide from the outputs")
-    device: str | None = Field(None, description="openvino: AUTO (default), CPU, GPU, NPU, ...")
+    device: str | None = Field(
+        None,
+        description="cpu, gpu, cuda, tensorrt (onnx); openvino:GPU, AUTO, CPU, GPU, NPU (openvino); docs/models.md",
+    )
 
     @field_validator("type")
     @classmethod
@@ -243,7 +250,9 @@ class MqttConfig(StrictModel):
     host: str = Field("embedded", description="broker host, or 'embedded' to start one in-process on 127.0.0.1")
     port: int = Field(1883, ge=0, le=65535, description="0 with host: embedded picks a free port")
     prefix: str = Field("edgewatch", pattern=r"^[^#+]+$", description="first level of every topic")
-    client_id: str | None = Field(None, description="omit for edgewatch-<hostname>")
+    client_id: str | None = Field(
+        None, description="omit for edgewatch-<instance>-<random>, made once and kept in <storage.path>/mqtt-client-id"
+    )
     username: str | None = None
     password: str | None = None
     tls: bool = Field(False, description="connect with TLS (port 8883 usually)")
@@ -297,15 +306,33 @@ class DashboardConfig(StrictModel):
     )
 
 
+def default_instance() -> str:
+    """The host name: two machines on one broker differ by it without being told."""
+    return socket.gethostname() or "edgewatch"
+
+
 class Config(StrictModel):
     """The whole file."""
 
     cameras: dict[CameraName, CameraConfig] = Field(min_length=1)
+    instance: str = Field(
+        default_factory=default_instance,
+        min_length=1,
+        description="this edgewatch's name on a shared MQTT broker, in its topics and Home Assistant ids "
+        "(docs/mqtt.md); default: the host name",
+    )
     detectors: dict[str, DetectorConfig] = Field(default_factory=dict)
     mqtt: MqttConfig | None = Field(None, description="publish stats and events over MQTT")
     storage: StorageConfig = Field(default_factory=StorageConfig)
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     dashboard: DashboardConfig | None = Field(None, description="serve the live page")
+
+    @field_validator("instance")
+    @classmethod
+    def _instance_has_a_slug(cls, value: str) -> str:
+        if not any(character.isascii() and character.isalnum() for character in value):
+            raise ValueError("an instance name needs a letter or digit (A-Z, a-z, 0-9) for its MQTT topics")
+        return value
 
     @model_validator(mode="after")
     def _detectors_exist(self) -> Config:

@@ -7,14 +7,12 @@ import json
 import signal
 import sqlite3
 import subprocess
-import threading
 import time
 from datetime import UTC, datetime
 
-import paho.mqtt.client as mqtt
 import pytest
 
-from brokers import Mosquitto, free_port
+from brokers import Mosquitto, Subscriber, free_port
 from edgewatch.analytics.events import make_event
 from edgewatch.config import MqttConfig
 from edgewatch.sinks.broker import EmbeddedBroker
@@ -22,45 +20,6 @@ from edgewatch.sinks.files import staged_path
 from edgewatch.sinks.mqtt import MqttPublisher
 from edgewatch.sinks.outbox import UNKNOWN, Outbox
 from media import edgewatch_command
-
-
-class Subscriber:
-    """A persistent-session client (its QoS 1 messages wait in the broker while it restarts)."""
-
-    def __init__(self, port: int, topic: str = "#") -> None:
-        self.messages: list[tuple[str, bytes, bool]] = []
-        self._lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-{port}", clean_session=False)
-        self.client.on_message = self._on_message
-        self.client.on_connect = lambda client, *_: client.subscribe(topic, qos=1)
-        self.client.reconnect_delay_set(1, 1)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def _on_message(self, _client, _userdata, message) -> None:
-        with self._lock:
-            self.messages.append((message.topic, message.payload, message.retain))
-
-    def events(self) -> list[dict]:
-        with self._lock:
-            return [json.loads(payload) for topic, payload, _ in self.messages if topic.endswith("/events")]
-
-    def latest(self, topic: str) -> bytes | None:
-        with self._lock:
-            found = [payload for name, payload, _ in self.messages if name == topic]
-        return found[-1] if found else None
-
-    def wait_for(self, condition, timeout: float = 30.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return True
-            time.sleep(0.1)
-        return condition()
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 @pytest.fixture
@@ -117,7 +76,7 @@ def test_a_run_delivers_every_event_in_order_through_two_broker_restarts(mosquit
 
 def test_events_wait_for_a_broker_that_is_down_at_the_start(tmp_path):
     broker = Mosquitto(tmp_path).start()
-    subscriber = Subscriber(broker.port, "edgewatch/street/events")  # its session outlives the broker's stop
+    subscriber = Subscriber(broker.port, "edgewatch/+/street/events")  # its session outlives the broker's stop
     assert subscriber.wait_for(lambda: subscriber.client.is_connected())
     time.sleep(0.3)
     broker.stop()
@@ -191,21 +150,23 @@ def test_wrong_credentials_give_a_clear_error_and_the_run_goes_on(tmp_path):
 def test_the_embedded_broker_carries_availability_retained_stats_and_counts(tmp_path):
     with EmbeddedBroker(port=free_port()) as broker:
         config = MqttConfig(host="127.0.0.1", port=broker.port, discovery=True)
-        publisher = MqttPublisher(config, Outbox(tmp_path / "outbox.sqlite"), rules={"street": ["busy"]}).start()
+        outbox = Outbox(tmp_path / "outbox.sqlite")
+        publisher = MqttPublisher(config, outbox, rules={"street": ["busy"]}, instance="site").start()
         publisher.stats({"camera": "street", "time": 2.0, "unique": {"car": 3}, "current": {"car": 1}})
         publisher.event(make_event("incident", "street", 1.0, datetime.now(UTC), phase="start", rule="busy",
                                    labels=["car"], track_ids=[1, 2], since=1.0))  # fmt: skip
         subscriber = Subscriber(broker.port)
         try:
-            assert subscriber.wait_for(lambda: subscriber.latest("edgewatch/street/car/count") == b"3")
-            assert subscriber.latest("edgewatch/availability") == b"online"
-            assert json.loads(subscriber.latest("edgewatch/street/stats"))["unique"] == {"car": 3}
-            assert subscriber.latest("edgewatch/street/incidents/busy") == b"ON"
-            sensor = json.loads(subscriber.latest("homeassistant/sensor/edgewatch_street_car_count/config"))
-            assert sensor["state_topic"] == "edgewatch/street/car/count"
-            assert subscriber.latest("homeassistant/binary_sensor/edgewatch_street_busy/config") is not None
+            assert subscriber.wait_for(lambda: subscriber.latest("edgewatch/site/street/car/count") == b"3")
+            assert subscriber.latest("edgewatch/site/availability") == b"online"
+            assert subscriber.latest("edgewatch/site/street/car/current") == b"1"
+            assert json.loads(subscriber.latest("edgewatch/site/street/stats"))["unique"] == {"car": 3}
+            assert subscriber.wait_for(lambda: subscriber.latest("edgewatch/site/street/incidents/busy") == b"ON")
+            sensor = json.loads(subscriber.latest("homeassistant/sensor/edgewatch-site/street_car_count/config"))
+            assert sensor["state_topic"] == "edgewatch/site/street/car/count"
+            assert subscriber.latest("homeassistant/binary_sensor/edgewatch-site/street_busy_incident/config")
             publisher.close()
-            assert subscriber.wait_for(lambda: subscriber.latest("edgewatch/availability") == b"offline")
+            assert subscriber.wait_for(lambda: subscriber.latest("edgewatch/site/availability") == b"offline")
         finally:
             subscriber.close()
 
@@ -325,7 +286,7 @@ def test_the_embedded_broker_is_one_queue_whatever_port_it_gets(tmp_path):
         gone.event(event)
     gone.close(flush_timeout=0)
     with EmbeddedBroker(port=free_port()) as broker:
-        subscriber = Subscriber(broker.port, "edgewatch/street/events")
+        subscriber = Subscriber(broker.port, "edgewatch/+/street/events")
         publisher = MqttPublisher(config, Outbox(outbox_path), host=broker.host, port=broker.port)
         try:
             assert subscriber.wait_for(lambda: subscriber.client.is_connected())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgewatch.models import Detector, load_detector
+from edgewatch.models import Detector, load_detector, runtime_for
 from edgewatch.models.model import ModelDetector
 
 BATCH_SIZES = (1, 2, 4, 8)
@@ -63,7 +63,7 @@ def candidates(models: Sequence[str], detectors: Sequence[str], openvino_devices
     found = [Candidate(name, "builtin", "CPU (OpenCV)", lambda name=name: load_detector(name)) for name in detectors]
     for path in models:
         name = Path(path).name
-        if not path.lower().endswith(".xml"):
+        if runtime_for(path) == "onnx":
             found.append(Candidate(name, "onnx", "auto", lambda path=path: load_detector("onnx", path=path)))
         for device in openvino_devices:
             found.append(

@@ -8,6 +8,7 @@ from typing import Any
 from edgewatch.errors import EdgewatchError
 from edgewatch.models.base import Detector, make_detections
 from edgewatch.models.builtin import HAAR_CASCADES, HaarDetector, HogPeopleDetector, MotionDetector
+from edgewatch.models.runtimes import SAVED_MODEL, model_kind, runtime_for
 
 BUILTIN_DETECTORS = ("hog", *HAAR_CASCADES, "motion", "street", "door")
 MODEL_BACKENDS = ("onnx", "openvino")
@@ -25,18 +26,23 @@ __all__ = [
     "load_detector",
     "load_model",
     "make_detections",
+    "model_kind",
+    "runtime_for",
 ]
 
 
-def load_detector(name: str, **options: Any) -> Detector:
+def load_detector(name: str, frame_size: tuple[int, int] | None = None, **options: Any) -> Detector:
     """A new detector instance (detectors keep state, such as a background model: one per camera).
 
     Args:
         name: a built-in detector: `hog`, `haar:face`, `haar:catface`, `haar:fullbody`, `haar:plate`,
             `motion`, `street` (the project's person / car model for synthetic street scenes), or `door`
             (its open / closed classifier for synthetic door scenes); or a model runtime, `onnx` or
-            `openvino`, with `path=` and the options of `ModelDetector` (format, labels, preprocess,
-            nms_iou, max_detections, softmax; `device` for openvino).
+            `openvino` (`runtime_for(path, device)` says which a file needs), with `path=`, `device=`
+            (models/runtimes.py: `cpu`, `cuda`, `openvino:GPU`, `AUTO`, ...) and the options of
+            `ModelDetector` (format, labels, preprocess, nms_iou, max_detections, softmax).
+        frame_size: (width, height) of the frames it will see: a model file with a dynamic input size
+            and no size of its own is fed that (see `ModelDetector`); other detectors ignore it.
         **options: the detector's own settings, e.g. `min_area` for `motion`.
 
     Raises:
@@ -59,7 +65,7 @@ def load_detector(name: str, **options: Any) -> Detector:
         if name == "door":
             return _load_model("onnx", path=str(DOOR_CLASSIFIER), **options)
         if name in MODEL_BACKENDS:
-            return _load_model(name, **options)
+            return _load_model(name, frame_size=frame_size, **options)
     except TypeError as error:
         raise EdgewatchError(f"bad option for detector {name}: {error}", "see docs/detectors.md") from None
     raise EdgewatchError(
@@ -68,12 +74,13 @@ def load_detector(name: str, **options: Any) -> Detector:
     )
 
 
-def load_model(spec: str | Path) -> Detector:
-    """A built-in detector by name (`street`, `door`, `hog`, ...) or a model file (`.onnx`; `.xml`
-    runs on OpenVINO), as `--detector` / `--model` name them.
+def load_model(spec: str | Path, device: str | None = None) -> Detector:
+    """A built-in detector by name (`street`, `door`, `hog`, ...) or a model file, on the runtime
+    `runtime_for` names (`.onnx` on ONNX Runtime; `.xml`, `.pb`, `.tflite`, `.pdmodel` and SavedModel
+    folders on OpenVINO), as `--detector` / `--model` name them.
 
     Raises:
-        EdgewatchError: neither a built-in nor an existing file.
+        EdgewatchError: neither a built-in nor an existing model.
 
     Example:
         >>> load_model("door").labels
@@ -82,22 +89,26 @@ def load_model(spec: str | Path) -> Detector:
     spec = str(spec)
     if spec in BUILTIN_DETECTORS:
         return load_detector(spec)
-    if not Path(spec).is_file():
-        raise EdgewatchError(f"no such model: {spec}", f"give an .onnx file or one of {', '.join(BUILTIN_DETECTORS)}")
-    return load_detector("openvino" if spec.lower().endswith(".xml") else "onnx", path=spec)
+    if not (Path(spec).is_file() or model_kind(spec) == SAVED_MODEL):
+        raise EdgewatchError(
+            f"no such model: {spec}",
+            f"give a model file (.onnx, .xml, .pb, .tflite, .pdmodel), a SavedModel folder, or one of "
+            f"{', '.join(BUILTIN_DETECTORS)}",
+        )
+    return load_detector(runtime_for(spec, device), path=spec, device=device)
 
 
-def _load_model(runtime: str, path: str, device: str | None = None, **options: Any) -> Detector:
+def _load_model(
+    runtime: str, path: str, device: str | None = None, frame_size: tuple[int, int] | None = None, **options: Any
+) -> Detector:
     from edgewatch.models.model import ModelDetector
 
     if runtime == "openvino":
         from edgewatch.models.openvino import OpenVinoRuntime
 
-        backend = OpenVinoRuntime(path, device or "AUTO")
+        backend = OpenVinoRuntime(path, device)
     else:
-        if device is not None:
-            raise EdgewatchError("device: is an OpenVINO option", "use type: openvino, or drop device:")
         from edgewatch.models.onnx import OnnxRuntime
 
-        backend = OnnxRuntime(path)
-    return ModelDetector(backend, Path(path).name, **options)
+        backend = OnnxRuntime(path, device)
+    return ModelDetector(backend, Path(path).name, frame_size=frame_size, **options)

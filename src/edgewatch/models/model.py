@@ -4,7 +4,9 @@ The runtime (ONNX Runtime, OpenVINO) only runs tensors; everything around the ca
 
 from __future__ import annotations
 
+import ast
 import logging
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,7 +32,11 @@ from edgewatch.models.preprocess import Preprocess
 
 log = logging.getLogger(__name__)
 
-DEFAULT_INPUT_SIZE = 640
+#: a dynamic-input model fed the frame's size gets at most this longest side, in multiples of the stride
+MAX_INPUT_SIDE = 1280
+INPUT_STRIDE = 32
+#: what a model sized by its first frame is probed at before that frame comes
+PROBE_SIZE = (640, 640)
 #: frames one model call takes at most, when the model's batch axis is dynamic and frames are waiting
 BATCH_SIZE = 8
 #: per layout: letterbox, RGB and 0..1 scaling for YOLO; OpenVINO/DeepLens SSDs take BGR 0..255 stretched
@@ -55,6 +61,8 @@ class Runtime(Protocol):
     metadata: dict[str, str]
     #: what runs it, for logs: an execution provider or an OpenVINO device
     device: str
+    #: (width, height) the graph itself resizes a dynamic input to, when the runtime can tell
+    own_input_size: tuple[int, int] | None
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]: ...
 
@@ -71,6 +79,8 @@ class ModelDetector(Detector):
             else `class_N`.
         preprocess: overrides of `Preprocess` fields (input_size, letterbox, rgb, scale, mean, std).
         nms_iou, max_detections, softmax: see `DecodeOptions`.
+        frame_size: (width, height) of the camera's frames, for a model whose input size is dynamic and
+            that says no size of its own (see `input_size_for`); else the first frame decides.
 
     Example:
         >>> detector = load_detector("onnx", path="yolov8n.onnx", labels="coco.txt")  # doctest: +SKIP
@@ -90,10 +100,16 @@ class ModelDetector(Detector):
         nms_iou: float = 0.45,
         max_detections: int = 300,
         softmax: bool | None = None,
+        frame_size: tuple[int, int] | None = None,
     ) -> None:
         self._runtime = runtime
         self.name = name
-        layout, size = _input_layout(runtime.input_shape, preprocess or {})
+        layout = _input_layout(runtime.input_shape)
+        size, reason = input_size_for(runtime, layout, (preprocess or {}).get("input_size"), frame_size)
+        # the layout does not depend on the input size, so a model that waits for its first frame is
+        # probed at the size models are most often exported at
+        self._sized_by_first_frame = size is None
+        size = size or PROBE_SIZE
         probe = Preprocess(input_size=size, layout=layout, dtype=runtime.input_dtype)
         shapes = [output.shape for output in runtime.run(probe.tensor([np.zeros((size[1], size[0], 3), np.uint8)])[0])]
         output_names = runtime.output_names
@@ -122,7 +138,10 @@ class ModelDetector(Detector):
         self.labels = complete_labels(named, classes, str(labels or name)) if classes else list(named or [])
         self._decode = DECODERS[self.format]
         self.max_batch = BATCH_SIZE if self._batch_dynamic else 1
-        log.info("%s: %s, input %dx%d %s, on %s", name, self.format, *size, layout, runtime.device)
+        if self._sized_by_first_frame:
+            log.info("%s: %s, input %s sized from the first frame, on %s", name, self.format, layout, runtime.device)
+        else:
+            log.info("%s: %s, input %dx%d %s (%s), on %s", name, self.format, *size, layout, reason, runtime.device)
 
     def detect(self, image: np.ndarray) -> sv.Detections:
         return self.detect_batch([image])[0]
@@ -138,6 +157,12 @@ class ModelDetector(Detector):
 
     def prepare(self, images: list[np.ndarray]) -> tuple[np.ndarray, list[InputGeometry]]:
         """Pre-processing: the input tensor, and each image's geometry for mapping boxes back."""
+        if self._sized_by_first_frame:
+            self._sized_by_first_frame = False
+            height, width = images[0].shape[:2]
+            size, reason = input_size_for(self._runtime, self.preprocess.layout, None, (width, height))
+            self.preprocess = replace(self.preprocess, input_size=size)
+            log.info("%s: input %dx%d %s (%s)", self.name, *size, self.preprocess.layout, reason)
         return self.preprocess.tensor(images)
 
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
@@ -156,18 +181,54 @@ class ModelDetector(Detector):
         return not isinstance(self._runtime.input_shape[0], int)
 
 
-def _input_layout(shape: list[Any], overrides: dict[str, Any]) -> tuple[str, tuple[int, int]]:
-    """NCHW or NHWC, and (width, height), from the model's input shape; dynamic sides take the override
-    or 640."""
+def _input_layout(shape: list[Any]) -> str:
+    """NCHW or NHWC, from the model's input shape."""
     if len(shape) != 4:
         raise EdgewatchError(
             f"model input has shape {shape}, not an image batch", "use a model that takes N×3×H×W or N×H×W×3"
         )
-    layout = "NHWC" if shape[3] == 3 and shape[1] != 3 else "NCHW"
+    return "NHWC" if shape[3] == 3 and shape[1] != 3 else "NCHW"
+
+
+def input_size_for(
+    runtime: Runtime, layout: str, wanted: Any, frame_size: tuple[int, int] | None
+) -> tuple[tuple[int, int] | None, str]:
+    """The (width, height) a model is fed, and why (for the startup line); None while the rule needs a
+    frame it has not seen.
+
+    A model's own fixed size wins; a dynamic one takes, in this order: `input_size:` from the config,
+    the size in the model's metadata (Ultralytics' `imgsz`), the size its own graph resizes pictures to
+    (TensorFlow's exports), else the frame's size rounded up to multiples of 32 with the longest side
+    at most 1280 (docs/models.md)."""
+    shape = runtime.input_shape
     height, width = (shape[1], shape[2]) if layout == "NHWC" else (shape[2], shape[3])
-    wanted = overrides.get("input_size")
     if isinstance(height, int) and isinstance(width, int):
-        return layout, (width, height)
+        return (width, height), "fixed by the model"
     if wanted:
-        return layout, tuple(wanted)
-    return layout, (DEFAULT_INPUT_SIZE, DEFAULT_INPUT_SIZE)
+        return (int(wanted[0]), int(wanted[1])), "input_size: in the config"
+    from_metadata = _imgsz(runtime.metadata.get("imgsz"))
+    if from_metadata:
+        return from_metadata, "the model's imgsz metadata"
+    own = getattr(runtime, "own_input_size", None)
+    if own:
+        return tuple(own), "the size the model resizes to itself"
+    if frame_size is None:
+        return None, "the first frame's size"
+    scale = min(1.0, MAX_INPUT_SIDE / max(frame_size))
+    size = tuple(max(INPUT_STRIDE, math.ceil(side * scale / INPUT_STRIDE) * INPUT_STRIDE) for side in frame_size)
+    capped = f", longest side at most {MAX_INPUT_SIDE}" if scale < 1 else ""
+    return size, f"the frame's {frame_size[0]}x{frame_size[1]} to multiples of {INPUT_STRIDE}{capped}"
+
+
+def _imgsz(raw: str | None) -> tuple[int, int] | None:
+    """Ultralytics' `imgsz`, "[640, 640]" (height, width) or "640", as (width, height)."""
+    if not raw:
+        return None
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return None
+    sides = [value, value] if isinstance(value, int) else list(value) if isinstance(value, list | tuple) else []
+    if len(sides) != 2 or not all(isinstance(side, int) and side > 0 for side in sides):
+        return None
+    return sides[1], sides[0]

@@ -1,9 +1,12 @@
-"""Stats and events over MQTT (paho-mqtt), with nothing lost while the broker is away.
+"""Stats and events over MQTT (paho-mqtt), with nothing lost while the broker is away, and as many
+edgewatch instances on one broker as there are: each has its own client id, topics and Home Assistant ids.
 
-Topics under the prefix (docs/mqtt.md): `availability` (retained, `online` / `offline`, the last will),
-`<camera>/stats` (retained), `<camera>/events` (QoS 1, every event), `<camera>/<label>/count`
-(retained, unique objects so far), and with Home Assistant discovery `<camera>/incidents/<rule>`
-(retained `ON` / `OFF`).
+Topics under `<prefix>/<instance>/` (docs/mqtt.md): `availability` (retained, `online` / `offline`, the
+last will), `<camera>/stats` (retained), `<camera>/events` (QoS 1, every event), `<camera>/<label>/count`
+(retained, unique objects so far), `<camera>/<label>/current` (retained, in view now),
+`<camera>/zones/<zone>/current` and `<camera>/zones/<zone>/<label>/current` (retained, inside now), and
+with Home Assistant discovery `<camera>/incidents/<rule>` (retained `ON` / `OFF`). Names in topics and ids
+are slugs (sinks/slug.py); payloads keep the real names.
 
 Events go through an on-disk outbox first and leave it only when the broker acknowledged them, in
 order: an outage, or edgewatch being killed, delays them but loses none. A message acknowledged just
@@ -17,24 +20,39 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import secrets
 import shlex
-import socket
 import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import paho.mqtt.client as mqtt
 
-from edgewatch.config import MqttConfig, StorageConfig
+from edgewatch import __version__
+from edgewatch.config import MqttConfig, StorageConfig, default_instance
+from edgewatch.errors import EdgewatchError
 from edgewatch.pipeline.stage import Stage
 from edgewatch.sinks.outbox import UNKNOWN, Broker, Outbox
+from edgewatch.sinks.slug import Slugs, instance_slug
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock, a second run on one storage folder shares the id
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
 ACK_TIMEOUT = 10.0  # seconds to wait for a PUBACK before looking at the connection again
+#: the file under `storage.path` that keeps an instance's client id across its restarts
+CLIENT_ID_FILE = "mqtt-client-id"
+#: a camera's own topic levels, which no label may take: `<camera>/<label>/count` beside
+#: `<camera>/incidents/<rule>` would be one topic for a label `incidents` and a rule `count`
+RESERVED_LEVELS = ("stats", "events", "incidents", "zones")
+ORIGIN = {"name": "edgewatch", "sw_version": __version__}
 
 
 class MqttPublisher:
@@ -43,12 +61,17 @@ class MqttPublisher:
     Args:
         config: the `mqtt:` settings (host, port, prefix, credentials, TLS, discovery).
         outbox: the on-disk queue of events not yet acknowledged (`<storage.path>/mqtt-outbox.sqlite`).
+            The client id is kept beside it, in `mqtt-client-id`, unless `config.client_id` names one.
         rules: camera → its rule names, for Home Assistant's binary sensors.
         host, port: where to connect, when not the config's (the embedded broker's address). The
             outbox queue is the config's broker's: `embedded` is one queue whatever port it gets.
+        instance: this edgewatch's name (the config's `instance:`); default the host name. Its slug is
+            the second level of every topic and the first part of every Home Assistant id.
+        page: the live page's URL, when it is served: Home Assistant links its devices to it.
 
     Example:
-        >>> publisher = MqttPublisher(MqttConfig(host="127.0.0.1"), Outbox(":memory:"))  # doctest: +SKIP
+        >>> config = MqttConfig(host="127.0.0.1", discovery=True)
+        >>> publisher = MqttPublisher(config, Outbox(":memory:"), instance="gate-a")  # doctest: +SKIP
         >>> publisher.start()  # doctest: +SKIP
     """
 
@@ -59,6 +82,8 @@ class MqttPublisher:
         rules: Mapping[str, Sequence[str]] | None = None,
         host: str | None = None,
         port: int | None = None,
+        instance: str | None = None,
+        page: str | None = None,
     ) -> None:
         self.config = config
         self.outbox = outbox
@@ -66,13 +91,31 @@ class MqttPublisher:
         self.host = host or config.host
         self.port = port or config.port
         self.prefix = config.prefix.rstrip("/")
+        self.instance = instance or default_instance()
+        #: the instance in topics and ids: `[A-Za-z0-9-]`, so that it ends where the first `_` is
+        self.node = instance_slug(self.instance)
+        if not self.node:
+            raise EdgewatchError(
+                f"the instance name {self.instance!r} has no letter or digit for MQTT topics",
+                "give it one: instance: in the config, or --instance NAME",
+            )
+        self.page = page
         #: whose queue in the outbox this run fills and sends
         self.broker = Broker.named(config.host, self.port, self.prefix)
         self._connected = threading.Event()
         self._stop = threading.Event()
         self._stats: dict[str, dict[str, Any]] = {}  # camera → latest stats, re-sent on reconnect
+        self._incidents: dict[tuple[str, str], bool] = {}  # (camera, rule) → on, from the latest stats or event
+        self._zone_labels: dict[tuple[str, str], dict[str, None]] = {}  # labels once seen in a zone: 0 when gone
         self._discovered: set[str] = set()
         self._lock = threading.Lock()
+        self._publishing = threading.Lock()  # camera threads and paho's (on reconnect) publish stats
+        self._cameras, self._zones, self._rules = Slugs(), Slugs(), Slugs()
+        self._labels = Slugs(reserved=RESERVED_LEVELS)  # one for all cameras: a label is one slug everywhere
+        self._object_ids = Slugs()
+        self._id_file: IO[bytes] | None = None
+        #: what the broker knows this run by: kept in the storage folder, so the next run is the same client
+        self.client_id = config.client_id or self._claim_client_id()
         self._refused: str | None = None
         self._ever_connected = False
         self._unreachable_said = False
@@ -82,11 +125,7 @@ class MqttPublisher:
 
     def _make_client(self) -> mqtt.Client:
         config = self.config
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=config.client_id or f"edgewatch-{socket.gethostname()}",
-            protocol=mqtt.MQTTv311,
-        )
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv311)
         if config.username is not None:
             client.username_pw_set(config.username, config.password)
         if config.tls:
@@ -99,7 +138,42 @@ class MqttPublisher:
         return client
 
     def _topic(self, *parts: str) -> str:
-        return "/".join((self.prefix, *parts))
+        return "/".join((self.prefix, self.node, *parts))
+
+    def _claim_client_id(self) -> str:
+        """The id kept in the storage folder (made on the first run), held for this run by a lock.
+
+        A broker drops a client when another connects with its id, so two runs must never share one:
+        a second run on a folder that a live run holds gets an id of its own for this run."""
+        fresh = f"edgewatch-{self.node}-{secrets.token_hex(4)}"
+        if self.outbox.path == ":memory:":
+            return fresh
+        path = Path(self.outbox.path).parent / CLIENT_ID_FILE
+        try:
+            stored = path.read_text(encoding="utf-8").strip() if path.exists() else ""
+            if not stored:  # an empty file holds nothing to keep
+                staged = path.with_name(path.name + ".part")
+                staged.write_text(f"{fresh}\n", encoding="utf-8")
+                os.replace(staged, path)
+                stored = fresh
+            handle = path.open("rb")
+        except (OSError, UnicodeDecodeError) as error:
+            log.warning("cannot keep the MQTT client id in %s (%s); this run connects as %s", path, error, fresh)
+            return fresh
+        stored = stored.splitlines()[0]
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                log.warning(
+                    "another edgewatch uses %s and its MQTT client id %s; this run connects as %s for now. "
+                    "Give each run its own storage: path (or start it from its own folder) so that each keeps its id",
+                    path.parent, stored, fresh,
+                )  # fmt: skip
+                return fresh
+        self._id_file = handle
+        return stored
 
     # --- connection -------------------------------------------------------------------------------
 
@@ -122,11 +196,13 @@ class MqttPublisher:
             self._refused = str(reason)
             return
         self._refused = None
-        log.info("MQTT connected to %s:%d", self.host, self.port)
+        log.info("MQTT connected to %s:%d as %s", self.host, self.port, self.client_id)
         client.publish(self._topic("availability"), "online", qos=1, retain=True)
         with self._lock:
             latest = list(self._stats.values())
             self._discovered.clear()
+        if self.config.discovery:
+            self._announce_instance()
         for stats in latest:
             self._publish_stats(stats)
         self._connected.set()
@@ -178,24 +254,58 @@ class MqttPublisher:
         pass  # frames are not published
 
     def event(self, event: dict[str, Any]) -> None:
-        self.outbox.put(self.broker, self._topic(event["camera"], "events"), json.dumps(event).encode())
+        camera = event["camera"]
+        self.outbox.put(self.broker, self._topic(self._cameras(camera), "events"), json.dumps(event).encode())
         if event["type"] == "incident" and self.config.discovery and event["phase"] in ("start", "end"):
-            state = "ON" if event["phase"] == "start" else "OFF"
-            self._client.publish(self._topic(event["camera"], "incidents", event["rule"]), state, qos=1, retain=True)
+            with self._lock:
+                self._incidents[(camera, event["rule"])] = event["phase"] == "start"
+            self._publish_incident(camera, event["rule"], event["phase"] == "start")
 
     def stats(self, stats: dict[str, Any]) -> None:
+        camera = stats["camera"]
         with self._lock:
-            self._stats[stats["camera"]] = stats
+            self._stats[camera] = stats
+            self._incidents.update({(camera, rule): bool(on) for rule, on in stats.get("incidents", {}).items()})
         if self._connected.is_set():
             self._publish_stats(stats)
 
     def _publish_stats(self, stats: dict[str, Any]) -> None:
+        """The stats, and each count as a topic of its own (the retained latest is what a sensor shows)."""
         camera = stats["camera"]
-        self._client.publish(self._topic(camera, "stats"), json.dumps(stats), qos=1, retain=True)
-        for label, count in stats["unique"].items():
-            self._client.publish(self._topic(camera, label, "count"), str(count), qos=1, retain=True)
-        if self.config.discovery:
-            self._announce(camera, stats)
+        node = self._cameras(camera)
+        publish = self._publish_retained
+        with self._publishing:
+            publish(self._topic(node, "stats"), json.dumps(stats))
+            unique, current = stats.get("unique", {}), stats.get("current", {})
+            labels = list({**unique, **current})  # a label seen before and gone now is in view 0 times
+            for label in labels:
+                level = self._labels(label)
+                publish(self._topic(node, level, "count"), str(unique.get(label, 0)))
+                publish(self._topic(node, level, "current"), str(current.get(label, 0)))
+            zones: dict[str, list[str]] = {}  # zone → the labels ever seen inside
+            for zone, inside in stats.get("zones", {}).items():
+                level = self._zones(zone)
+                publish(self._topic(node, "zones", level, "current"), str(inside.get("occupancy", 0)))
+                now = inside.get("labels", {})
+                with self._lock:
+                    seen = self._zone_labels.setdefault((camera, zone), {})
+                    seen.update(dict.fromkeys(now))
+                    zones[zone] = list(seen)
+                for label in zones[zone]:
+                    publish(self._topic(node, "zones", level, self._labels(label), "current"), str(now.get(label, 0)))
+            if self.config.discovery:
+                with self._lock:
+                    incidents = [(rule, on) for (name, rule), on in self._incidents.items() if name == camera]
+                for rule, on in incidents:
+                    self._publish_incident(camera, rule, on)
+                self._announce(camera, labels, zones)
+
+    def _publish_incident(self, camera: str, rule: str, on: bool) -> None:
+        topic = self._topic(self._cameras(camera), "incidents", self._rules(rule))
+        self._publish_retained(topic, "ON" if on else "OFF")
+
+    def _publish_retained(self, topic: str, payload: str) -> None:
+        self._client.publish(topic, payload, qos=1, retain=True)
 
     # --- the sender -------------------------------------------------------------------------------
 
@@ -252,6 +362,9 @@ class MqttPublisher:
             self._client.publish(self._topic("availability"), "offline", qos=1, retain=True).wait_for_publish(2)
         self._client.disconnect()
         self._client.loop_stop()
+        if self._id_file is not None:
+            self._id_file.close()  # the lock goes with it: the next run may have the id
+            self._id_file = None
         left = self.pending()
         if left:
             log.warning(
@@ -261,28 +374,81 @@ class MqttPublisher:
         self.outbox.close()
 
     # --- Home Assistant discovery -------------------------------------------------------------------
+    # One device per instance, with a connectivity sensor of its own (its availability topic), and one
+    # device per camera reached through it (`via_device`), holding the camera's sensors. Every entity's
+    # unique_id is `edgewatch_<instance>_<object id>`: the instance has no `_` and object ids are distinct
+    # within it, so no two instances on one broker share an id or a discovery topic.
 
-    def _announce(self, camera: str, stats: dict[str, Any]) -> None:
-        """Discovery configs: a sensor per label count, a binary sensor per rule (once per connection)."""
-        device = {"identifiers": [f"edgewatch_{self.prefix}"], "name": "edgewatch", "manufacturer": "edgewatch"}
-        common = {"availability_topic": self._topic("availability"), "device": device}
-        for label in stats["unique"]:
-            key = f"edgewatch_{camera}_{label}_count"
-            if key not in self._discovered:
-                config = {"name": f"{camera} {label} count", "unique_id": key, "state_class": "total_increasing",
-                          "state_topic": self._topic(camera, label, "count"), **common}  # fmt: skip
-                self._publish_discovery("sensor", key, config)
+    def _instance_device(self) -> dict[str, Any]:
+        device = {"identifiers": [f"edgewatch_{self.node}"], "name": f"edgewatch {self.instance}",
+                  "manufacturer": "edgewatch", "model": "edgewatch", "sw_version": __version__}  # fmt: skip
+        if self.page:
+            device["configuration_url"] = self.page
+        return device
+
+    def _camera_device(self, camera: str) -> dict[str, Any]:
+        device = {"identifiers": [f"edgewatch_{self.node}_{self._cameras(camera)}"],
+                  "name": f"{self.instance} {camera}", "manufacturer": "edgewatch", "model": "edgewatch camera",
+                  "sw_version": __version__, "via_device": f"edgewatch_{self.node}"}  # fmt: skip
+        if self.page:
+            device["configuration_url"] = self.page
+        return device
+
+    def _announce_instance(self) -> None:
+        """The instance's device, with `online` / `offline` as a connectivity sensor that stays
+        available when the instance is not (it says so)."""
+        config = {"name": "status", "state_topic": self._topic("availability"), "payload_on": "online",
+                  "payload_off": "offline", "device_class": "connectivity", "entity_category": "diagnostic",
+                  "device": self._instance_device()}  # fmt: skip
+        self._discover("binary_sensor", ("status",), "status", config)
+
+    def _announce(self, camera: str, labels: list[str], zones: dict[str, list[str]]) -> None:
+        """Discovery configs, once per connection: per label its count and how many are in view, per
+        zone how many are inside (in all and per label), per rule whether an incident lasts."""
+        node = self._cameras(camera)
+        device = self._camera_device(camera)
+        availability = [{"topic": self._topic("availability"), "payload_available": "online",
+                         "payload_not_available": "offline"}]  # fmt: skip
+        common = {"availability": availability, "device": device}
+        for label in labels:
+            level = self._labels(label)
+            self._discover("sensor", ("count", camera, label), f"{node}_{level}_count", {
+                "name": f"{label} count", "state_topic": self._topic(node, level, "count"),
+                "state_class": "total_increasing", **common,
+            })  # fmt: skip
+            self._discover("sensor", ("current", camera, label), f"{node}_{level}_current", {
+                "name": f"{label} in view", "state_topic": self._topic(node, level, "current"),
+                "state_class": "measurement", **common,
+            })  # fmt: skip
+        for zone, inside in zones.items():
+            level = self._zones(zone)
+            self._discover("sensor", ("zone", camera, zone), f"{node}_{level}_occupancy", {
+                "name": f"{zone} occupancy", "state_topic": self._topic(node, "zones", level, "current"),
+                "state_class": "measurement", **common,
+            })  # fmt: skip
+            for label in inside:
+                label_level = self._labels(label)
+                self._discover("sensor", ("zone", camera, zone, label), f"{node}_{level}_{label_level}_occupancy", {
+                    "name": f"{label} in {zone}", "state_class": "measurement", **common,
+                    "state_topic": self._topic(node, "zones", level, label_level, "current"),
+                })  # fmt: skip
         for rule in self.rules.get(camera, []):
-            key = f"edgewatch_{camera}_{rule}"
-            if key not in self._discovered:
-                config = {"name": f"{camera} {rule}", "unique_id": key, "payload_on": "ON", "payload_off": "OFF",
-                          "state_topic": self._topic(camera, "incidents", rule), **common}  # fmt: skip
-                self._publish_discovery("binary_sensor", key, config)
+            level = self._rules(rule)
+            self._discover("binary_sensor", ("incident", camera, rule), f"{node}_{level}_incident", {
+                "name": rule, "state_topic": self._topic(node, "incidents", level), "payload_on": "ON",
+                "payload_off": "OFF", "device_class": "occupancy", **common,
+            })  # fmt: skip
 
-    def _publish_discovery(self, component: str, key: str, config: dict[str, Any]) -> None:
-        topic = f"{self.config.discovery_prefix}/{component}/{key}/config"
-        self._client.publish(topic, json.dumps(config), qos=1, retain=True)
-        self._discovered.add(key)
+    def _discover(self, component: str, key: tuple[str, ...], readable: str, config: dict[str, Any]) -> None:
+        """Publish one entity's config (retained) unless this connection already did."""
+        object_id = self._object_ids(readable, key)
+        if object_id in self._discovered:
+            return
+        unique_id = f"edgewatch_{self.node}_{object_id}"
+        payload = {**config, "unique_id": unique_id, "origin": ORIGIN, "qos": 1}
+        topic = f"{self.config.discovery_prefix}/{component}/edgewatch-{self.node}/{object_id}/config"
+        self._client.publish(topic, json.dumps(payload), qos=1, retain=True)
+        self._discovered.add(object_id)
 
 
 def _name(broker: Broker) -> str:
