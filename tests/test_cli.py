@@ -351,8 +351,9 @@ def test_log_lines_in_a_terminal_go_above_the_progress_bar_not_into_it(bikes: Pa
 @pytest.mark.parametrize(
     ("verb", "name"),
     [(["data", "sample", "synthetic:door?seconds=40", "sampled", "--budget", "5", "--by", "time"], "sample"),
-     (["eval", "--truth", "truth", "--model", "door"], "eval")],
-    ids=["data-sample", "eval-model"],
+     (["eval", "--truth", "truth", "--model", "door"], "eval"),
+     (["data", "convert", "--from", "voc", "--to", "yolo", "voc", "converted"], "writing yolo")],
+    ids=["data-sample", "eval-model", "data-convert"],
 )  # fmt: skip
 def test_long_verbs_show_a_progress_bar(verb: list[str], name: str, tmp_path: Path):
     from edgewatch.sources.synthetic_export import write_scene
@@ -364,6 +365,11 @@ def test_long_verbs_show_a_progress_bar(verb: list[str], name: str, tmp_path: Pa
         for index, frame in enumerate(container.decode(video=0)):
             label = "open" if index % 2 else "closed"  # the score is not the point here
             cv2.imwrite(str(tmp_path / "truth" / label / f"{index:03d}.jpg"), frame.to_ndarray(format="bgr24"))
+    from edgewatch.data.datasets import save
+    from labelled import plain_dataset
+
+    boxes = {f"{index}.jpg": [("door", 5, 5, 40, 40)] for index in range(5)}
+    save(plain_dataset(tmp_path / "plain", boxes, ["door"], (64, 48)), "voc", tmp_path / "voc")
     screen = run_in_terminal(edgewatch_command(*verb), tmp_path)
     assert any(line.startswith(f"{name}:") and "%|" in line for line in screen), screen
 

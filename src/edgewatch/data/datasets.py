@@ -48,6 +48,7 @@ from supervision.utils.file import read_yaml_file, save_yaml_file
 
 from edgewatch.data.formats import CSV_COLUMNS, SCORE_COLUMN, csv_rows, read_sagemaker_record, sagemaker_record
 from edgewatch.errors import EdgewatchError
+from edgewatch.progress import with_progress
 
 FORMATS = ("voc", "csv", "sagemaker", "coco", "yolo")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -765,7 +766,7 @@ def _write(dataset: sv.DetectionDataset, format: str, images: Path, annotations:
     """Copy the images to `images` and write the annotations at `annotations` (a folder, or the file of
     a one-file format)."""
     images.mkdir(parents=True, exist_ok=True)
-    for image in dataset.image_paths:
+    for image in with_progress(dataset.image_paths, len(dataset.image_paths), f"writing {format}", "image"):
         shutil.copy2(image, images / Path(image).name)
     _write_annotations(dataset, format, annotations)
 
