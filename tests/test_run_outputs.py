@@ -179,7 +179,7 @@ def _wait_for_lines(growing: Path, process: subprocess.Popen, count: int = 5) ->
 def test_two_signals_close_together_stop_the_run_once(tmp_path: Path):
     """As `timeout` sends them, to the child and to its group: the run stops, once, with 143; it used to
     deadlock now and then, the second signal's handler waiting on a lock the first one held."""
-    for attempt in range(4):
+    for attempt in range(3):
         process = subprocess.Popen(
             edgewatch_command("run", "--source", "synthetic:street?seconds=120", "--realtime", "--mqtt", "embedded",
                               "--json", f"run{attempt}.jsonl", "--quiet"),
@@ -213,7 +213,7 @@ def test_a_third_signal_ends_a_slow_shutdown_at_once(tmp_path: Path):
     assert "Traceback" not in process.stderr.read().decode()
 
 
-@pytest.mark.parametrize("after", [0.1, 0.4, 0.8, 1.3, 2.0, 3.0])
+@pytest.mark.parametrize("after", [0.1, 0.6, 1.3, 2.5])
 def test_ctrl_c_while_starting_ends_quietly(after: float, tmp_path: Path):
     (tmp_path / "f.jsonl").write_bytes(OLD)
     process = subprocess.Popen(
