@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import IO
 
 import av
 import cv2
@@ -114,3 +118,19 @@ def run_in_terminal(command: list[str], cwd: Path, timeout: float = 120) -> list
     process.wait(timeout)
     os.close(main)
     return [line for line in output.decode(errors="replace").replace("\r", "\n").split("\n") if line.strip()]
+
+
+@contextlib.contextmanager
+def review_served(folder: Path, log: IO[bytes] | int = subprocess.PIPE) -> Iterator[str]:
+    """`edgewatch review FOLDER --serve 0`, at the address it prints (`http://127.0.0.1:PORT/`), its log
+    to `log`; Ctrl-C (SIGINT) at the end, which must end it with exit code 0."""
+    run = subprocess.Popen(edgewatch_command("review", str(folder), "--serve", "0", "--quiet"),
+                           stdout=subprocess.PIPE, stderr=log)  # fmt: skip
+    line = run.stdout.readline().decode()  # printed once it answers
+    found = re.search(r"open (http://127\.0\.0\.1:\d+/) — Ctrl-C stops", line)
+    assert found, f"{line!r} {run.stderr.read() if run.stderr and run.poll() is not None else ''}"
+    try:
+        yield found.group(1)
+    finally:
+        run.send_signal(signal.SIGINT)
+        assert run.wait(20) == 0

@@ -3,9 +3,6 @@ Pascal VOC folder with `edgewatch review` serving it, and API clients that hold 
 
 from __future__ import annotations
 
-import re
-import signal
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +12,7 @@ import pytest
 from browsers import chromium
 from edgewatch.data.datasets import save
 from labelled import plain_dataset
-from media import edgewatch_command
+from media import review_served
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -70,17 +67,8 @@ def voc_folder(tmp_path: Path) -> Path:
 def review_server(voc_folder: Path, tmp_path: Path) -> Iterator[str]:
     """`edgewatch review VOC --serve 0`, at the address it prints (no trailing slash); its log goes to
     `tmp_path/review.log`. Ctrl-C at the end: exit 0."""
-    with open(tmp_path / "review.log", "wb") as log:
-        run = subprocess.Popen(
-            edgewatch_command("review", str(voc_folder), "--serve", "0", "--quiet"),
-            stdout=subprocess.PIPE, stderr=log, text=True,
-        )  # fmt: skip
-        line = run.stdout.readline()  # printed once it answers
-        found = re.search(r"open (http://127\.0\.0\.1:\d+)/ — Ctrl-C stops", line)
-        assert found, f"{line!r} {(tmp_path / 'review.log').read_text()}"
-        yield found.group(1)
-        run.send_signal(signal.SIGINT)
-        assert run.wait(20) == 0
+    with open(tmp_path / "review.log", "wb") as log, review_served(voc_folder, log) as url:
+        yield url.rstrip("/")
 
 
 @pytest.fixture

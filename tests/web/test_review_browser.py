@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import pytest
 from browsers import CHROMIUM
 from edgewatch.data.datasets import load, save
 from labelled import plain_dataset
-from media import edgewatch_command
+from media import review_served
 
 if not CHROMIUM.is_file():
     pytest.skip(f"the browser tests drive Debian's chromium, and {CHROMIUM} is missing", allow_module_level=True)
@@ -41,16 +39,8 @@ def folder(tmp_path: Path) -> Path:
 @pytest.fixture
 def url(folder: Path) -> Iterator[str]:
     """`edgewatch review FOLDER --serve 0`, at the address it prints; Ctrl-C (SIGINT) at the end: exit 0."""
-    run = subprocess.Popen(
-        edgewatch_command("review", str(folder), "--serve", "0", "--quiet"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    line = run.stdout.readline()  # printed once it answers
-    found = re.search(r"open (http://127\.0\.0\.1:\d+/) — Ctrl-C stops", line)
-    assert found, f"{line!r} {run.stderr.read() if run.poll() is not None else ''}"
-    yield found.group(1)
-    run.send_signal(signal.SIGINT)
-    assert run.wait(20) == 0, run.stderr.read()
+    with review_served(folder) as address:
+        yield address
 
 
 def backups(folder: Path) -> int:
