@@ -67,6 +67,18 @@ def test_a_bad_input_leaves_the_outputs_that_exist_as_they_were(bad, square_vide
     assert not list(tmp_path.glob("*.part"))
 
 
+def test_a_taken_page_port_is_said_before_the_storage_folder_is_made(square_video: Path, run_cli, tmp_path: Path):
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = str(holder.getsockname()[1])
+        message = one_line_error(run_cli("run", "--source", str(square_video), "--serve", port, "--json", "f.jsonl"))
+    assert "the port is taken" in message
+    assert not (tmp_path / "edgewatch-data").exists() and not list(tmp_path.glob("f.jsonl*"))
+
+
 def _images(folder: Path) -> Path:
     import cv2
     import numpy as np

@@ -31,7 +31,7 @@ from edgewatch.sinks.webhook import WebhookSender
 from edgewatch.sources import Source, open_source
 from edgewatch.sources.frames import FrameSelection
 from edgewatch.web.hub import LiveHub
-from edgewatch.web.server import dashboard_token, serve_dashboard
+from edgewatch.web.server import bind, dashboard_token, serve_dashboard
 
 log = logging.getLogger(__name__)
 
@@ -278,8 +278,10 @@ def _run(
         [*inputs, *(camera.source for camera in config.cameras.values()), *detector_files(config)],
     )
 
-    if config.dashboard is not None:
-        dashboard_token(config.dashboard)  # a missing or weak token is said before the store is made
+    page_socket = None
+    if config.dashboard is not None:  # a missing or weak token, or a taken port, is said before the store is made
+        dashboard_token(config.dashboard)
+        page_socket = resources.enter_context(bind(config.dashboard.host, config.dashboard.port, port_option))
     shared: list[Sink] = []
     store = None
     if outputs.store:
@@ -290,7 +292,7 @@ def _run(
     if config.dashboard is not None:
         hub = LiveHub(config.cameras)
         shared.append(hub)
-        server = serve_dashboard(config, hub, store, port_option)  # a taken port fails here
+        server = serve_dashboard(config, hub, store, port_option, bound=page_socket)
         resources.callback(server.close)
         if on_serving is not None:
             on_serving(server.url)

@@ -89,13 +89,14 @@ class WebServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
 
-    def start(self, timeout: float = 15.0) -> WebServer:
-        """Bind, then serve from a stage thread once uvicorn answers.
+    def start(self, timeout: float = 15.0, bound: socket.socket | None = None) -> WebServer:
+        """Bind (or take `bound`, a socket `bind` made earlier), then serve from a stage thread once
+        uvicorn answers.
 
         Raises:
             EdgewatchError: the port cannot be had (see `bind`), or uvicorn did not start.
         """
-        self._socket = bind(self.host, self.port, self.flag)
+        self._socket = bound or bind(self.host, self.port, self.flag)
         self.port = self._socket.getsockname()[1]  # the one picked, for port 0
         self._stage.start()
         deadline = time.monotonic() + timeout
@@ -132,9 +133,12 @@ def dashboard_token(dashboard: DashboardConfig) -> str | None:
     return token
 
 
-def serve_dashboard(config: Config, hub: LiveHub, store: EventStore | None, flag: str = "--serve") -> WebServer:
-    """The page's server; off loopback it refuses to start without a strong token. It answers to the
-    names of the address it is bound to and those of `dashboard.hosts` (docs/security.md)."""
+def serve_dashboard(
+    config: Config, hub: LiveHub, store: EventStore | None, flag: str = "--serve", bound: socket.socket | None = None
+) -> WebServer:
+    """The page's server, on `bound` if the port was bound already; off loopback it refuses to start
+    without a strong token. It answers to the names of the address it is bound to and those of
+    `dashboard.hosts` (docs/security.md)."""
     dashboard = config.dashboard
     assert dashboard is not None
     token = dashboard_token(dashboard)
@@ -146,4 +150,4 @@ def serve_dashboard(config: Config, hub: LiveHub, store: EventStore | None, flag
     from edgewatch.web.app import create_app  # the app imports this module's server for the review page
 
     app = create_app(hub, store, Path(config.storage.path) / "media", token, review=captures, hosts=hosts)
-    return WebServer(app, dashboard.host, dashboard.port, flag).start()
+    return WebServer(app, dashboard.host, dashboard.port, flag).start(bound=bound)
