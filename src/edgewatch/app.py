@@ -278,9 +278,8 @@ def _run(
         [*inputs, *(camera.source for camera in config.cameras.values()), *detector_files(config)],
     )
 
-    page_socket = None
     if config.dashboard is not None:  # a missing or weak token, or a taken port, is said before the store is made
-        dashboard_token(config.dashboard)
+        token = dashboard_token(config.dashboard)
         page_socket = resources.enter_context(bind(config.dashboard.host, config.dashboard.port, port_option))
     shared: list[Sink] = []
     store = None
@@ -292,7 +291,7 @@ def _run(
     if config.dashboard is not None:
         hub = LiveHub(config.cameras)
         shared.append(hub)
-        server = serve_dashboard(config, hub, store, port_option, bound=page_socket)
+        server = serve_dashboard(config, hub, store, token, page_socket)
         resources.callback(server.close)
         if on_serving is not None:
             on_serving(server.url)

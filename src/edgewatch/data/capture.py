@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 from edgewatch.config import CaptureConfig, StorageConfig
 from edgewatch.data.formats import coco_add, sagemaker_record, yolo_lines
 from edgewatch.pipeline.result import FrameResult
+from edgewatch.sinks.files import write_whole
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +108,6 @@ class RetrainingCapture:
 
 
 def _write(path: Path, data: bytes) -> None:
-    """Write to a temporary name and rename: a file is whole or absent."""
+    """A file whole or absent, in a folder made on first use."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_whole(path, data)

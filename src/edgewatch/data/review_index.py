@@ -25,7 +25,6 @@ Example index:
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 from datetime import UTC, datetime, timedelta
@@ -46,6 +45,7 @@ from edgewatch.data.datasets import (
     write_annotations,
 )
 from edgewatch.errors import EdgewatchError
+from edgewatch.sinks.files import write_whole
 
 INDEX_FOLDER = ".review"
 INDEX_NAME = "review.json"
@@ -448,12 +448,7 @@ class ReviewIndex:
             self.backups.mkdir(exist_ok=True)
             shutil.copy2(self.path, self.backups / f"review-{self._backup_stamp()}.json")
             self._prune_backups()
-        temporary = self.path.with_name(f".{INDEX_NAME}.tmp")
-        try:
-            temporary.write_text(self._file.model_dump_json(indent=1), encoding="utf-8")
-            os.replace(temporary, self.path)
-        finally:
-            temporary.unlink(missing_ok=True)
+        write_whole(self.path, self._file.model_dump_json(indent=1).encode("utf-8"))
 
     def _prune_backups(self) -> None:
         """Keep the newest backups, at most `KEEP_BACKUPS` of them and `BACKUP_BYTES` together; the

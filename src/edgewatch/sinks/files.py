@@ -37,6 +37,21 @@ def staged_path(target: str | Path) -> Path:
     return path.with_name(path.name + PART_SUFFIX)
 
 
+def write_whole(path: Path, data: bytes) -> None:
+    """Write `data` to `.NAME.tmp` beside `path` and rename it onto `path`: the file is whole, or as it
+    was (a crash or a full disk leaves no half file, and no temporary one).
+
+    Raises:
+        OSError: the write or the rename failed.
+    """
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def make_parent(path: Path, what: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

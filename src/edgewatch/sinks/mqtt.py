@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import shlex
 import ssl
@@ -36,6 +35,7 @@ from edgewatch import __version__
 from edgewatch.config import MqttConfig, StorageConfig, default_instance
 from edgewatch.errors import EdgewatchError
 from edgewatch.pipeline.stage import Stage
+from edgewatch.sinks.files import write_whole
 from edgewatch.sinks.outbox import UNKNOWN, Broker, Outbox
 from edgewatch.sinks.slug import Slugs, instance_slug
 
@@ -152,9 +152,7 @@ class MqttPublisher:
         try:
             stored = path.read_text(encoding="utf-8").strip() if path.exists() else ""
             if not stored:  # an empty file holds nothing to keep
-                staged = path.with_name(path.name + ".part")
-                staged.write_text(f"{fresh}\n", encoding="utf-8")
-                os.replace(staged, path)
+                write_whole(path, f"{fresh}\n".encode())
                 stored = fresh
             handle = path.open("rb")
         except (OSError, UnicodeDecodeError) as error:

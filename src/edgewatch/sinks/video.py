@@ -14,7 +14,7 @@ import numpy as np
 
 from edgewatch.errors import EdgewatchError
 from edgewatch.pipeline.result import FrameResult
-from edgewatch.sinks.files import StagedFile, make_parent, write_error
+from edgewatch.sinks.files import StagedFile, make_parent, write_error, write_whole
 from edgewatch.sources.images import IMAGE_SUFFIXES
 
 #: container suffix → encoder; H.264 plays in every browser and player
@@ -180,12 +180,9 @@ class ImageWriter:
         if not ok:
             raise EdgewatchError(f"cannot encode {target} as {suffix}", "use .jpg or .png")
         make_parent(target, "--out")
-        temporary = target.with_name(f".{target.name}.part")
         try:
-            temporary.write_bytes(encoded.tobytes())
-            temporary.replace(target)
+            write_whole(target, encoded.tobytes())
         except OSError as error:
-            temporary.unlink(missing_ok=True)
             raise write_error(target, error, "--out") from None
         self.frames_written += 1
 

@@ -22,7 +22,7 @@ from edgewatch.web.security import Hosts, check_token, is_loopback
 
 log = logging.getLogger(__name__)
 
-__all__ = ["WebServer", "bind", "is_loopback", "serve_dashboard"]
+__all__ = ["WebServer", "bind", "dashboard_token", "is_loopback", "serve_dashboard"]
 
 
 def bind(host: str, port: int, flag: str = "--serve") -> socket.socket:
@@ -134,14 +134,13 @@ def dashboard_token(dashboard: DashboardConfig) -> str | None:
 
 
 def serve_dashboard(
-    config: Config, hub: LiveHub, store: EventStore | None, flag: str = "--serve", bound: socket.socket | None = None
+    config: Config, hub: LiveHub, store: EventStore | None, token: str | None, bound: socket.socket
 ) -> WebServer:
-    """The page's server, on `bound` if the port was bound already; off loopback it refuses to start
-    without a strong token. It answers to the names of the address it is bound to and those of
+    """The page's server on `bound` (the socket `bind` made for `dashboard:`), with the `token` that
+    `dashboard_token` checked. It answers to the names of the address it is bound to and those of
     `dashboard.hosts` (docs/security.md)."""
     dashboard = config.dashboard
     assert dashboard is not None
-    token = dashboard_token(dashboard)
     hosts = Hosts.bound_to(dashboard.host, dashboard.hosts)
     # the review page offers each capturing camera's frames (docs/data.md)
     captures = {
@@ -150,4 +149,4 @@ def serve_dashboard(
     from edgewatch.web.app import create_app  # the app imports this module's server for the review page
 
     app = create_app(hub, store, Path(config.storage.path) / "media", token, review=captures, hosts=hosts)
-    return WebServer(app, dashboard.host, dashboard.port, flag).start(bound=bound)
+    return WebServer(app, dashboard.host, dashboard.port).start(bound=bound)
