@@ -56,9 +56,9 @@ class _Renamed(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
                  option_string: str | None = None) -> None:  # fmt: skip
-        renamed = getattr(namespace, "renamed", [])
-        renamed.append(f"{option_string} is now {self.new.option_strings[0]}; the old name still works for now")
-        namespace.renamed = renamed
+        # the verb's own namespace, which the top parser's defaults do not reach
+        namespace.renamed = [*getattr(namespace, "renamed", []), f"{option_string} is now "
+                             f"{self.new.option_strings[0]}; the old name still works for now"]  # fmt: skip
         self.new(parser, namespace, values, option_string)
 
 
@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"edgewatch {__version__}")
     parser.add_argument("--debug", action="store_true", help="debug logs, and tracebacks on errors")
+    parser.set_defaults(quiet=False, renamed=[])  # the verbs' own --quiet, and the old option names used
     # --debug and --quiet also after the verb, where users put them (SUPPRESS: absent leaves the top one)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="debug logs, and tracebacks")
@@ -354,7 +355,7 @@ def _run(args: argparse.Namespace) -> int:
         store=args.config is not None or args.serve is not None,  # else a --source run leaves no ./edgewatch-data
         pipe=args.pipe,
         show=args.show,
-        progress=not getattr(args, "quiet", False),
+        progress=not args.quiet,
         max_frames=args.max_frames,
     )
     return run_config(config, outputs, inputs=(args.config,) if args.config else ()).exit_code
@@ -368,6 +369,10 @@ def _bench_models(args: argparse.Namespace) -> int:
     from edgewatch.models.runtimes import openvino_device
     from edgewatch.sources import open_source
 
+    writers = {".json": bench.write_json, ".csv": bench.write_csv}
+    for path in args.results:  # said before the minutes of measuring
+        if path.suffix.lower() not in writers:
+            raise EdgewatchError(f"--results {path}: the name must end in .json or .csv", "e.g. --results bench.json")
     detectors = args.detector or ([] if args.model else list(BUILTIN_DETECTORS))
     devices = [openvino_device(device) for device in args.device or []]
     if args.device is None and importlib.util.find_spec("openvino"):
@@ -391,10 +396,7 @@ def _bench_models(args: argparse.Namespace) -> int:
     print(f"{len(frames)} frames of {width}x{height}, {args.runs} runs each; {os.cpu_count()} CPUs")
     print(bench.table(results, markdown=args.markdown))
     for path in args.results:
-        write = {".json": bench.write_json, ".csv": bench.write_csv}.get(path.suffix.lower())
-        if write is None:
-            raise EdgewatchError(f"--results {path}: the name must end in .json or .csv", "e.g. --results bench.json")
-        write(results, path)
+        writers[path.suffix.lower()](results, path)
     return 0
 
 
@@ -414,7 +416,7 @@ def _demo(args: argparse.Namespace) -> int:
         json=lines,
         events=events,
         store=True,
-        progress=not getattr(args, "quiet", False),
+        progress=not args.quiet,
         max_frames=args.max_frames,
     )
     config = Config(
@@ -577,8 +579,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
-        _setup_logging(args.debug, getattr(args, "quiet", False))
-        for note in getattr(args, "renamed", []):
+        _setup_logging(args.debug, args.quiet)
+        for note in args.renamed:
             log.warning(note)
         with logging_redirect_tqdm():  # log lines go above a progress bar, not into it
             return COMMANDS[args.command](args)
