@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -370,8 +371,11 @@ def test_long_verbs_show_a_progress_bar(verb: list[str], name: str, tmp_path: Pa
 
     boxes = {f"{index}.jpg": [("door", 5, 5, 40, 40)] for index in range(5)}
     save(plain_dataset(tmp_path / "plain", boxes, ["door"], (64, 48)), "voc", tmp_path / "voc")
+    quiet_copy = shutil.copytree(tmp_path, tmp_path.with_name(f"{tmp_path.name}-quiet"))  # the same inputs
     screen = run_in_terminal(edgewatch_command(*verb), tmp_path)
     assert any(line.startswith(f"{name}:") and "%|" in line for line in screen), screen
+    quiet = run_in_terminal(edgewatch_command(*verb, "--quiet"), quiet_copy)
+    assert not any("%|" in line for line in quiet), quiet
 
 
 def test_each_camera_reports_its_own_time_and_no_internal_words(make_video, run_cli, tmp_path: Path):

@@ -1,8 +1,10 @@
 """The progress bars of long commands, on stderr: redrawn twice a second in a terminal, every five
-seconds in a log file (where each redraw is a line); `edgewatch ... --quiet` has none."""
+seconds in a log file (where each redraw is a line). A bar shows where info logs do, so `--quiet`
+(which keeps only warnings) has none."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
@@ -12,8 +14,11 @@ from tqdm import tqdm
 Item = TypeVar("Item")
 
 
-def progress_bar(total: int | None, desc: str, unit: str, enabled: bool = True) -> tqdm:
-    """A bar of `total` steps (None: a count without an end), named `desc`."""
+def progress_bar(total: int | None, desc: str, unit: str, enabled: bool | None = None) -> tqdm:
+    """A bar of `total` steps (None: a count without an end), named `desc`; shown when `enabled`, or by
+    default when edgewatch's info logs are."""
+    if enabled is None:
+        enabled = logging.getLogger("edgewatch").isEnabledFor(logging.INFO)
     return tqdm(
         total=total,
         desc=desc,

@@ -143,7 +143,8 @@ class Pipeline:
         total = self.selection.expected_count(info.frame_count, info.fps)
         if self.selection.loop and self.selection.max_frames is None:  # a bar per pass, and which pass
             total = replace(self.selection, loop=False).expected_count(info.frame_count, info.fps)
-        return progress_bar(total, f"{self.camera} (pass 1)" if self.selection.loop and total else self.camera, "frame")
+        desc = f"{self.camera} (pass 1)" if self.selection.loop and total else self.camera
+        return progress_bar(total, desc, "frame", enabled=True)  # the pipeline's `progress` decides
 
     def _detect(self, frames: list[Frame]) -> list[FrameResult]:
         started = time.perf_counter()

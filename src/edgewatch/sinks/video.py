@@ -92,9 +92,9 @@ class VideoWriter:
         self._count += 1
         self._mux(self._stream.encode(frame))
 
-    def _mux(self, packets, container: av.container.OutputContainer | None = None) -> None:
+    def _mux(self, packets) -> None:
         try:
-            (container or self._container).mux(packets)
+            self._container.mux(packets)
         except OSError as error:
             self._failed = True
             raise write_error(self.path, error, "--out") from None
@@ -104,18 +104,18 @@ class VideoWriter:
         if self._container is None:
             self._file.discard()  # no frame came: whatever was at the name stays
             return
-        container, self._container = self._container, None
         error: EdgewatchError | None = None
         try:
             if not self._failed:
-                self._mux(self._stream.encode(None), container)
+                self._mux(self._stream.encode(None))
         except EdgewatchError as failed:
             error = failed
         try:
-            container.close()
+            self._container.close()
         except OSError as failed:  # the muxer's last write; the error that caused it is the one to tell
             self._failed = True
             error = error or write_error(self.path, failed, "--out")
+        self._container = None
         if self._failed and self._fragmented:
             _cut_to_whole_fragments(self._file.path)
         self._file.commit()
@@ -179,8 +179,7 @@ class ImageWriter:
         ok, encoded = cv2.imencode(suffix, result.annotated)
         if not ok:
             raise EdgewatchError(f"cannot encode {target} as {suffix}", "use .jpg or .png")
-        make_parent(target, "--out")
-        try:
+        try:  # the folder was made at start
             write_whole(target, encoded.tobytes())
         except OSError as error:
             raise write_error(target, error, "--out") from None
