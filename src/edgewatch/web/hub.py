@@ -83,6 +83,13 @@ class CameraFeed:
     lock: threading.Lock = field(default_factory=threading.Lock)  # the picture, its number and who waits
     waiting: set[Wakeup] = field(default_factory=set)  # one per viewer
 
+    def wake_viewers(self) -> None:
+        """From any thread: every viewer looks again (a new picture, or the end)."""
+        with self.lock:
+            waiting = list(self.waiting)
+        for wakeup in waiting:
+            wakeup.set()
+
 
 class Viewer:
     """One viewer of a camera's pictures, from `LiveHub.viewer`: each picture at most once, always the
@@ -175,9 +182,7 @@ class LiveHub:
         if ok:
             with feed.lock:
                 feed.jpeg, feed.sequence, feed.encoded = encoded.tobytes(), feed.sequence + 1, feed.encoded + 1
-                waiting = list(feed.waiting)
-            for wakeup in waiting:
-                wakeup.set()
+            feed.wake_viewers()
 
     def event(self, event: dict[str, Any]) -> None:
         self.events_by_type[event["type"]] += 1
@@ -189,10 +194,7 @@ class LiveHub:
 
     def close(self) -> None:
         for feed in list(self.feeds.values()):
-            with feed.lock:
-                waiting = list(feed.waiting)
-            for wakeup in waiting:
-                wakeup.set()
+            feed.wake_viewers()
 
     # --- readers -------------------------------------------------------------------------------
 
