@@ -378,16 +378,17 @@ class MqttPublisher:
     # within it, so no two instances on one broker share an id or a discovery topic.
 
     def _instance_device(self) -> dict[str, Any]:
-        device = {"identifiers": [f"edgewatch_{self.node}"], "name": f"edgewatch {self.instance}",
-                  "manufacturer": "edgewatch", "model": "edgewatch", "sw_version": __version__}  # fmt: skip
-        if self.page:
-            device["configuration_url"] = self.page
-        return device
+        return self._device(f"edgewatch_{self.node}", f"edgewatch {self.instance}", "edgewatch")
 
     def _camera_device(self, camera: str) -> dict[str, Any]:
-        device = {"identifiers": [f"edgewatch_{self.node}_{self._cameras(camera)}"],
-                  "name": f"{self.instance} {camera}", "manufacturer": "edgewatch", "model": "edgewatch camera",
-                  "sw_version": __version__, "via_device": f"edgewatch_{self.node}"}  # fmt: skip
+        identifier = f"edgewatch_{self.node}_{self._cameras(camera)}"
+        return {**self._device(identifier, f"{self.instance} {camera}", "edgewatch camera"),
+                "via_device": f"edgewatch_{self.node}"}  # fmt: skip
+
+    def _device(self, identifier: str, name: str, model: str) -> dict[str, Any]:
+        """A Home Assistant device, linked to the live page when it is served."""
+        device = {"identifiers": [identifier], "name": name, "manufacturer": "edgewatch", "model": model,
+                  "sw_version": __version__}  # fmt: skip
         if self.page:
             device["configuration_url"] = self.page
         return device
