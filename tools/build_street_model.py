@@ -1,31 +1,31 @@
-"""Rebuild the committed street detector: train on synthetic street scenes, export to ONNX.
+"""Rebuild the committed street detector with the user's own verbs: draw a synthetic street dataset
+with `edgewatch synth street --dataset`, train it with `edgewatch train detector`, copy `best.onnx` in.
 
-    .venv/bin/pip install torch==2.13.0 onnx && .venv/bin/python tools/build_street_model.py
+    .venv/bin/python tools/build_street_model.py        # needs the train extra (make test installs it)
 
-Writes src/edgewatch/assets/street-detector.onnx (person, car; yolov8 layout, 512×288 input).
+Writes src/edgewatch/assets/street-detector.onnx (person, car; yolov8 layout, 512×288 input) and
+leaves the dataset and the run folder in --work. Tests hold out seeds >= 100000.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
-from edgewatch.train.street import export, train
+from build_with_verbs import ASSETS, build
 
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "src" / "edgewatch" / "assets" / "street-detector.onnx"
+RECIPE = [
+    ["synth", "street", "--dataset", "{work}/street-data", "--scenes", "32", "--frames", "25", "--seed", "0"],
+    ["train", "detector", "{work}/street-data", "--out", "{work}/run", "--epochs", "40", "--seed", "0"],
+]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/edgewatch-street-model"), help="a new or empty folder")
+    parser.add_argument("--out", type=Path, default=ASSETS / "street-detector.onnx")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    path = export(train(steps=args.steps, batch=args.batch, seed=args.seed), args.out)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    build(RECIPE, args.work, args.out)
 
 
 if __name__ == "__main__":

@@ -102,7 +102,9 @@ def fit(task: Task, train: list[Example], settings: Settings, on_epoch: Callable
                 _precise_batchnorm(task, train, np.random.default_rng([settings.seed, epoch]))
                 score = task.validate()
                 bar.set_postfix(loss=f"{np.mean(losses):.3f}", **{task.metric: f"{score:.3f}"})
-            improved = fitted.best_score is None or score > fitted.best_score
+            # a tie goes to the later epoch: a score that saturates (1.0 on easy validation images) would
+            # otherwise keep the weights of the first, high learning-rate epoch that reached it
+            improved = fitted.best_score is None or score >= fitted.best_score
             if improved:
                 fitted.best_epoch, fitted.best_score = epoch, score
                 best_state = copy.deepcopy(net.state_dict())
