@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,12 @@ import pytest
 
 from edgewatch.sources import sample_video
 from media import draw_square_frame, edgewatch_command, write_video
+
+# A shell without job control starts a background command (`make test &`) with SIGINT ignored, and an
+# ignored signal passes on to every command a test starts: the Ctrl-C tests would wait for commands that
+# cannot hear it. A handled signal is reset to the default in them.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
