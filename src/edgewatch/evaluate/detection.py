@@ -317,7 +317,9 @@ def load_truth_dataset(path: Path, format: str | None = None) -> sv.DetectionDat
         if not file.is_file():
             raise EdgewatchError(f"{path} is not a COCO annotation file", "give the COCO JSON file itself")
         try:
-            return sv.DetectionDataset.from_coco(images_directory_path=str(file.parent), annotations_path=str(file))
+            # the images beside the JSON, or in images/ as `edgewatch data convert --to coco` writes them
+            images = file.parent / "images" if (file.parent / "images").is_dir() else file.parent
+            return sv.DetectionDataset.from_coco(images_directory_path=str(images), annotations_path=str(file))
         except (ValueError, KeyError, TypeError, OSError) as error:
             raise EdgewatchError(f"cannot read COCO dataset {file}: {error}", "check the file") from error
     dataset, skipped = datasets.load(format, path)

@@ -305,7 +305,6 @@ def load_teacher_labelled(
     parts = _split_folders(data)
     groups = [images_of(part) for part in parts] if parts is not None else [images_of(data)]
     skipped: list[str] = []
-    classes = list(teacher.labels)
     labelled: list[dict[str, sv.Detections]] = []
     for images in groups:
         found = {}
@@ -317,8 +316,11 @@ def load_teacher_labelled(
             detections = teacher.detect(picture)
             detections = detections[detections.confidence >= min_score] if len(detections) else detections
             found[str(path)] = detections
-            classes.extend(label for label in _names(detections, teacher) if label not in classes)
         labelled.append(found)
+    # the classes the teacher found, in its own order: a label map that starts at 1 names no class 0
+    found_names = {name for group in labelled for detections in group.values() for name in _names(detections, teacher)}
+    classes = [name for name in teacher.labels if name in found_names]
+    classes += sorted(found_names - set(classes))
     boxes = sum(len(detections) for group in labelled for detections in group.values())
     if not boxes:
         total = sum(len(group) for group in labelled)
