@@ -296,8 +296,8 @@ def images_of(data: Path) -> list[Path]:
 def load_teacher_labelled(
     data: Path, teacher: object, min_score: float, size: int, seed: int, val_split: float | None = None
 ) -> TrainingData:
-    """Images labelled by `teacher` (a `Detector`): its boxes scoring at least `min_score`, each with its
-    score as the target, split as a dataset would be.
+    """Images labelled by `teacher` (a `Detector`): its boxes scoring at least `min_score`, each with a
+    soft target from its score (`soft_target`), split as a dataset would be.
 
     Raises:
         EdgewatchError: no images, or the teacher found nothing on any of them.
@@ -328,7 +328,7 @@ def load_teacher_labelled(
             f"the teacher found nothing scoring {min_score:g} or more on {total} images: nothing to learn",
             "check the teacher runs on these frames (edgewatch run --model TEACHER), or lower --teacher-min-score",
         )
-    datasets_ = [_teacher_dataset(group, classes, teacher) for group in labelled]
+    datasets_ = [_teacher_dataset(group, classes, teacher, min_score) for group in labelled]
     if parts is not None:
         train_set, validation_set = datasets_
         split = f"the folders {parts[0].name}/ and {parts[1].name}/"
@@ -349,12 +349,31 @@ def _names(detections: sv.Detections, teacher: object) -> list[str]:
     return [teacher.labels[int(k)] for k in detections.class_id]
 
 
-def _teacher_dataset(found: dict[str, sv.Detections], classes: list[str], teacher: object) -> sv.DetectionDataset:
+def soft_target(scores: np.ndarray, min_score: float) -> np.ndarray:
+    """The class target of a teacher's boxes: its threshold `min_score` maps to 0.5 and a sure box to 1.
+
+    A box at the teacher's threshold is the teacher's own coin toss, and a box below it is background:
+    what the student must copy is that decision, and above it the teacher's order. Asked for the raw
+    score instead, a student learns to answer 0.32 where the teacher said 0.35, and every such object
+    falls either side of the threshold by chance.
+
+    Example:
+        >>> soft_target(np.array([0.3, 0.65, 1.0]), 0.3).tolist()
+        [0.5, 0.75, 1.0]
+    """
+    span = max(1e-6, 1 - min_score)
+    return np.clip(0.5 + 0.5 * (np.asarray(scores, np.float32) - min_score) / span, 0.5, 1.0).astype(np.float32)
+
+
+def _teacher_dataset(
+    found: dict[str, sv.Detections], classes: list[str], teacher: object, min_score: float
+) -> sv.DetectionDataset:
     annotations = {}
     for image, detections in found.items():
         ids = np.array([classes.index(name) for name in _names(detections, teacher)], dtype=int)
+        targets = soft_target(detections.confidence, min_score) if len(ids) else None
         annotations[image] = sv.Detections(xyxy=detections.xyxy.astype(np.float32).reshape(-1, 4), class_id=ids,
-                                           confidence=detections.confidence.astype(np.float32) if len(ids) else None)  # fmt: skip
+                                           confidence=targets)  # fmt: skip
     return sv.DetectionDataset(classes=classes, images=list(found), annotations=annotations)
 
 
