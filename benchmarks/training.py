@@ -201,13 +201,10 @@ def door(bench: Bench) -> Section:
     bench.edgewatch("synth", "door", "--dataset", "$W/door-train", "--scenes", "40", "--frames", "25", "--seed", "0")
     _, train = bench.edgewatch("train", "classifier", "$W/door-train", "--out", "$W/runs/door")
     seconds = section.commands[-1].seconds
-    report = bench.json("runs/door/report.json")
     section.add("training, whole command (wall clock)", seconds, f"{seconds:.0f} s", train,
                 f"< {DOOR_TRAIN_SECONDS} s", seconds < DOOR_TRAIN_SECONDS)  # fmt: skip
-    section.add("epochs run (best)", report["epochs"], f"{report['epochs']} ({report['best_epoch']})", train)
-    section.add("validation accuracy (20% of the training seeds)", report["best_score"], f"{report['best_score']:.3f}",
-                train)  # fmt: skip
-    add_model_size(section, report, train)
+    add_run_figures(section, bench.json("runs/door/report.json"), "validation accuracy (20% of the training seeds)",
+                    train)  # fmt: skip
     bench.edgewatch(
         "synth", "door", "--dataset", "$W/door-test", "--scenes", "10", "--frames", "25", "--seed", "100000"
     )
@@ -253,12 +250,9 @@ def street(bench: Bench) -> Section:
     )
     _, train = bench.edgewatch("train", "detector", "$W/street-train", "--out", "$W/runs/street", "--epochs", "30")
     seconds = section.commands[-1].seconds
-    report = bench.json("runs/street/report.json")
     section.add("training, whole command (wall clock)", seconds, f"{seconds / 60:.1f} min", train)
-    section.add("epochs run (best)", report["epochs"], f"{report['epochs']} ({report['best_epoch']})", train)
-    section.add("validation AP50 (20% of the training frames)", report["best_score"], f"{report['best_score']:.3f}",
-                train)  # fmt: skip
-    add_model_size(section, report, train)
+    add_run_figures(section, bench.json("runs/street/report.json"), "validation AP50 (20% of the training frames)",
+                    train)  # fmt: skip
     bench.edgewatch(
         "synth", "street", "--dataset", "$W/street-test", "--scenes", "6", "--frames", "20", "--seed", "100000"
     )
@@ -482,6 +476,13 @@ def strip_scores(detections: sv.Detections) -> sv.Detections:
 
 
 # --- output -------------------------------------------------------------------------------------
+
+
+def add_run_figures(section: Section, report: dict[str, Any], score_name: str, command: str) -> None:
+    """A run's epochs, its best validation score and its model's size and speed, from report.json."""
+    section.add("epochs run (best)", report["epochs"], f"{report['epochs']} ({report['best_epoch']})", command)
+    section.add(score_name, report["best_score"], f"{report['best_score']:.3f}", command)
+    add_model_size(section, report, command)
 
 
 def add_model_size(section: Section, report: dict[str, Any], command: str) -> None:
