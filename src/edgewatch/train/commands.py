@@ -86,7 +86,7 @@ def _sweep(args: argparse.Namespace, settings: object) -> int:
     rows = summary_rows(done, metric)
     table = markdown(rows)
     runs.write_json(folder / "sweep.json", rows)
-    (folder / "sweep.md").write_text(table + "\n", encoding="utf-8")
+    runs.write_text(folder / "sweep.md", table)
     print(table)
     print(f"sweep folder: {folder} (sweep.md, sweep.json)")
     return EXIT_INTERRUPTED if interrupted else 0

@@ -38,9 +38,7 @@ Example:
 from __future__ import annotations
 
 import logging
-import statistics
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +57,7 @@ from edgewatch.errors import EdgewatchError
 from edgewatch.models import load_model
 from edgewatch.models.model import ModelDetector
 from edgewatch.sinks.files import StagedFile, refuse_outputs_over_inputs
+from edgewatch.train.latency import in_turns
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +67,6 @@ WEIGHTED_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 QUANTISED_OPS = frozenset(
     {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"}
 )
-#: untimed calls of each model first: the first calls allocate and pick kernels
-WARMUP_CALLS = 3
 #: timed calls of each model at least; fewer frames are timed again in turn
 MIN_TIMED_CALLS = 20
 #: skipped images named in the summary at most
@@ -430,20 +427,8 @@ def _decode_tail(model: onnx.ModelProto) -> list[str]:
 
 def _side_by_side(first: ModelDetector, second: ModelDetector, tensors: list[np.ndarray]) -> tuple[float, float]:
     """Median ms of one `infer` of each on `tensors`, taking turns (see `measure_side_by_side`)."""
-    models = (first, second)
-    for _ in range(WARMUP_CALLS):
-        for detector in models:
-            detector.infer(tensors[0])
-    times: tuple[list[float], list[float]] = ([], [])
-    calls = max(len(tensors), MIN_TIMED_CALLS)
-    for index in range(calls):
-        tensor = tensors[index % len(tensors)]
-        # each goes first every other frame, so neither always meets caches the other has warmed
-        for which in (0, 1) if index % 2 == 0 else (1, 0):
-            start = time.perf_counter()
-            models[which].infer(tensor)
-            times[which].append(time.perf_counter() - start)
-    return statistics.median(times[0]) * 1000, statistics.median(times[1]) * 1000
+    fp32_ms, int8_ms = in_turns([first.infer, second.infer], tensors, timed=max(len(tensors), MIN_TIMED_CALLS))
+    return fp32_ms, int8_ms
 
 
 def _scores(

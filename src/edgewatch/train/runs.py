@@ -62,8 +62,8 @@ def write_args(folder: Path, values: dict[str, Any]) -> None:
 
 
 class MetricsFile:
-    """metrics.csv, a row appended (and flushed) per epoch; `score` is the validation metric named in
-    the header's comment-free second column name (`accuracy` or `ap50`)."""
+    """metrics.csv, a row appended (and closed) per epoch; the score column is named after the
+    validation metric (`accuracy` or `ap50`)."""
 
     def __init__(self, path: Path, metric: str) -> None:
         self.path = path
@@ -116,6 +116,10 @@ def curves_png(path: Path, epochs: list[Epoch], metric: str, title: str) -> Path
 
 def write_json(path: Path, data: Any) -> None:
     write_whole(path, (json.dumps(data, indent=1) + "\n").encode())
+
+
+def write_text(path: Path, text: str) -> None:
+    write_whole(path, (text + "\n").encode())
 
 
 def versions() -> dict[str, str]:

@@ -137,7 +137,7 @@ def load_classification(
         split = f"--val-split {share:g} of {data} (seed {seed})"
     skipped: list[str] = []
     every = [*train_labels, *val_labels]
-    size_wh = input_size(_sizes(every, skipped), size, CLASSIFIER_MULTIPLE)
+    size_wh = input_size(_sizes(every), size, CLASSIFIER_MULTIPLE)
     read = _read_all(every, size_wh, letterbox=False, skipped=skipped)
     return TrainingData(
         kind="classifier",
@@ -235,7 +235,7 @@ def _detection_data(
     train_set: sv.DetectionDataset, validation_set: sv.DetectionDataset, size: int, split: str, skipped: list[str]
 ) -> TrainingData:
     every = [Path(image) for image in (*train_set.image_paths, *validation_set.image_paths)]
-    size_wh = input_size(_sizes(every, skipped), size, SIDE_MULTIPLE)
+    size_wh = input_size(_sizes(every), size, SIDE_MULTIPLE)
     read = _read_all(every, size_wh, letterbox=True, skipped=skipped)
 
     def examples(dataset: sv.DetectionDataset) -> list[Example]:
@@ -437,7 +437,7 @@ def _stratified(class_ids: list[int], keys: list[Path], share: float, seed: int)
     return assignment
 
 
-def _sizes(paths: Sequence[Path], skipped: list[str]) -> list[tuple[int, int]]:
+def _sizes(paths: Sequence[Path]) -> list[tuple[int, int]]:
     sizes = []
     for path in paths:
         try:

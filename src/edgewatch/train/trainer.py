@@ -159,19 +159,19 @@ def train_run(
     torch.save({"state_dict": task.net.state_dict(), "settings": settings.to_yaml_dict(), "classes": training.classes,
                 "input_size": training.input_size}, folder / "best.pt")  # fmt: skip
     result.model = task.export(folder / "best.onnx")
-    result.evaluation = evaluation_of(result.model, training, teacher_min_score=settings.teacher_min_score
+    student = load_model(result.model)  # the exported file, as `edgewatch run` loads it
+    result.evaluation = evaluation_of(student, training, teacher_min_score=settings.teacher_min_score
                                       if teacher is not None else None)  # fmt: skip
     runs.write_json(folder / "eval.json", result.evaluation)
-    result.report = report_of(result, training, teacher)
+    result.report = report_of(result, training, student, teacher)
     runs.write_json(folder / "report.json", result.report)
     return result
 
 
-def evaluation_of(model: Path, training: TrainingData, teacher_min_score: float | None = None) -> dict[str, Any]:
-    """`edgewatch eval --results` of the exported model on the validation images: the ONNX file run
-    by ONNX Runtime through edgewatch's own pre- and post-processing, against the labels (or the
-    teacher's boxes) in the images' own pixels."""
-    detector = load_model(model)
+def evaluation_of(detector: Detector, training: TrainingData, teacher_min_score: float | None = None) -> dict[str, Any]:
+    """`edgewatch eval --results` of the exported model (`detector`: the ONNX file run by ONNX Runtime
+    through edgewatch's own pre- and post-processing) on the validation images, against the labels (or
+    the teacher's boxes) in the images' own pixels."""
     validation = training.validation
     names = {example.path.name: example for example in validation}
     if training.kind == "classifier":
@@ -187,13 +187,12 @@ def evaluation_of(model: Path, training: TrainingData, teacher_min_score: float 
     return evaluate(truth, predicted, training.classes, score=score).to_json()
 
 
-def report_of(result: RunResult, training: TrainingData, teacher: Detector | None) -> dict[str, Any]:
+def report_of(result: RunResult, training: TrainingData, student: Detector, teacher: Detector | None) -> dict[str, Any]:
     """report.json: the run's figures, the model's size and latency, and the teacher's beside it."""
     import cv2
 
     images = [cv2.imread(str(example.path)) for example in training.validation[:LATENCY_FRAMES]]
     images = [image for image in images if image is not None] or [np.zeros((*training.input_size[::-1], 3), np.uint8)]
-    student = load_model(result.model)
     models = [student] + ([teacher] if teacher is not None else [])
     latencies = side_by_side(models, images)
     report: dict[str, Any] = {
