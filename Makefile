@@ -42,9 +42,12 @@ system-packages:
 demo: $(VENV)/.installed-core
 	$(BIN)/edgewatch demo $(if $(PORT),--serve $(PORT))
 
+# two workers, a test file each (--dist loadfile: a file's tests share its fixtures and never race each
+# other for a port); most of a test's time is an edgewatch command starting, so two share 2 cores well
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed-test system-packages
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks

@@ -220,8 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     _option(evaluation, "--from", "--format", dest="source_format", choices=formats,
             help="the truth's dataset format (default: guessed)")  # fmt: skip
     evaluation.add_argument("--iou", type=float, default=0.5, help="overlap that makes a match (default 0.5)")
-    _option(evaluation, "--min-score", "--score", type=_score, default=0.3,
-            help="boxes scoring below this do not count in the table (default 0.3)")  # fmt: skip
+    _option(evaluation, "--min-score", "--score", type=_score,
+            help="boxes scoring below this do not count in the table (default: the --model's own "
+                 "min_score where it records one, else 0.3)")  # fmt: skip
     _option(evaluation, "--results", "--json", type=Path, help="write every figure to FILE.json")
     evaluation.add_argument("--pr-curve", type=Path, help="write the precision-recall curves as PNG")
     evaluation.add_argument("--compare", type=Path, nargs="+", help="summarise several --results files instead")
@@ -581,13 +582,14 @@ def _eval_run(args: argparse.Namespace, results: StagedFile | None) -> int:
         return 0
     dataset = ev.load_truth_dataset(args.truth, args.source_format)
     classes, truth = list(dataset.classes), ev.by_file_name(dataset)
-    if args.model is not None:
-        predictions = ev.predict_boxes(ev.load_model(args.model), dataset.image_paths, classes)
+    detector = ev.load_model(args.model) if args.model is not None else None
+    if detector is not None:
+        predictions = ev.predict_boxes(detector, dataset.image_paths, classes)
     else:
         folders = {Path(image).parent for image in dataset.image_paths}
         images = folders.pop() if len(folders) == 1 else None
         predictions = ev.read_predictions(args.pred, classes, truth=args.truth, truth_images=images)
-    result = ev.evaluate(truth, predictions, classes, iou=args.iou, score=args.min_score)
+    result = ev.evaluate(truth, predictions, classes, iou=args.iou, score=ev.table_score(detector, args.min_score))
     print(result.table())
     if results is not None:
         results.write(json.dumps(result.to_json(), indent=1).encode())

@@ -66,6 +66,22 @@ def test_min_score_throws_out_low_confidence_boxes(run_cli, tmp_path: Path):
     assert [box["score"] for box in line["detections"]] == [pytest.approx(0.9)]
 
 
+def test_a_model_that_records_its_own_min_score_drops_what_scores_below_it(run_cli, tmp_path: Path):
+    model = yolov8_model(tmp_path / "m.onnx", metadata={"min_score": "0.75"})
+    frame = frame_file(tmp_path, 1280, 720)
+    assert [box["score"] for box in run_model(run_cli, tmp_path, frame, model)["detections"]] == [pytest.approx(0.9)]
+    # the user's --min-score still wins
+    line = run_model(run_cli, tmp_path, frame, model, "--min-score", "0.5")
+    assert [box["score"] for box in line["detections"]] == [pytest.approx(0.9), pytest.approx(0.6)]
+
+
+@pytest.mark.parametrize("recorded", ["1.5", "-0.1", "high", "nan", ""])
+def test_a_recorded_min_score_that_is_no_score_is_ignored_with_a_warning(tmp_path: Path, caplog, recorded):
+    detector = load_detector("onnx", path=yolov8_model(tmp_path / "m.onnx", metadata={"min_score": recorded}))
+    assert detector.recorded_min_score is None and detector.default_min_score == 0.25
+    assert any("min_score" in record.getMessage() and "ignored" in record.getMessage() for record in caplog.records)
+
+
 @pytest.mark.parametrize("build", [ssd_model, ssd_tf_model], ids=["ssd-detection-output", "ssd-tensorflow"])
 @pytest.mark.parametrize("size", [(1280, 720), (720, 1280)])
 def test_ssd_boxes_are_fractions_of_the_stretched_frame(run_cli, tmp_path: Path, build, size):

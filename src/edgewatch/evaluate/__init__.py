@@ -31,7 +31,7 @@ from edgewatch.evaluate.detection import (
     read_predictions,
     read_run_json,
 )
-from edgewatch.evaluate.predict import load_model, predict_boxes, predict_labels
+from edgewatch.evaluate.predict import load_model, predict_boxes, predict_labels, table_score
 
 __all__ = [
     "TRUTH_FORMATS",
@@ -57,4 +57,5 @@ __all__ = [
     "read_predictions",
     "read_run_classifications",
     "read_run_json",
+    "table_score",
 ]

@@ -27,6 +27,8 @@ from edgewatch.errors import EdgewatchError
 log = logging.getLogger(__name__)
 
 TRUTH_FORMATS: tuple[str, ...] = datasets.FORMATS
+#: the table's score threshold where neither the user nor the model names one
+DEFAULT_SCORE = 0.3
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,26 @@ class PRCurve:
         taken = np.arange(1, len(order) + 1)
         recall = true / expected if expected else np.zeros(len(order))
         return cls(scores=scores[order], precision=true / taken, recall=recall)
+
+    def best_f1_score(self, floor: float = 0.0) -> float | None:
+        """The score threshold with the best F1: halfway between the last prediction it keeps and the
+        next one down (the widest margin to either), not below `floor` (the lowest score predictions
+        can have); None without a true prediction.
+
+        Example:
+            >>> curve = PRCurve.from_hits(np.array([0.9, 0.6, 0.2, 0.1]), np.array([True, True, False, True]), 3)
+            >>> round(curve.best_f1_score(), 2)  # keeping 0.9 and 0.6: F1 0.8; keeping all four: 0.86
+            0.05
+            >>> round(curve.best_f1_score(floor=0.06), 2)
+            0.08
+        """
+        f1 = np.divide(2 * self.precision * self.recall, self.precision + self.recall,
+                       out=np.zeros(len(self.scores)), where=self.precision + self.recall > 0)  # fmt: skip
+        if not len(f1) or f1.max() == 0:
+            return None
+        best = int(np.argmax(f1))
+        below = self.scores[best + 1] if best + 1 < len(self.scores) else floor  # none lower were seen
+        return max(floor, float(self.scores[best] + below) / 2)
 
 
 @dataclass(frozen=True)
@@ -166,7 +188,7 @@ def evaluate(
     predictions: Mapping[str, sv.Detections],
     classes: list[str],
     iou: float = 0.5,
-    score: float = 0.3,
+    score: float = DEFAULT_SCORE,
 ) -> Evaluation:
     """Compare predicted boxes with truth boxes, image by image.
 

@@ -12,13 +12,22 @@ import numpy as np
 import supervision as sv
 
 from edgewatch.errors import EdgewatchError
-from edgewatch.evaluate.detection import LabelMatcher
+from edgewatch.evaluate.detection import DEFAULT_SCORE, LabelMatcher
 from edgewatch.models import Detector, load_model
 from edgewatch.progress import with_progress
 
 log = logging.getLogger(__name__)
 
-__all__ = ["load_model", "predict_boxes", "predict_labels"]  # load_model: edgewatch.models'
+__all__ = ["load_model", "predict_boxes", "predict_labels", "table_score"]  # load_model: edgewatch.models'
+
+
+def table_score(detector: Detector | None, given: float | None) -> float:
+    """The evaluation table's score threshold: the user's, else the one the model records for itself
+    (`edgewatch train` writes its best-F1 one), else `DEFAULT_SCORE`."""
+    if given is not None:
+        return given
+    recorded = detector.recorded_min_score if detector is not None else None
+    return recorded if recorded is not None else DEFAULT_SCORE
 
 
 def predict_boxes(detector: Detector, images: Iterable[str | Path], classes: list[str]) -> dict[str, sv.Detections]:

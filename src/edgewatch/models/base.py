@@ -23,6 +23,9 @@ class Detector(ABC):
     default_min_score: float = 0.0
     #: a track counts once the median of its recent scores reaches this, when the user sets none
     default_threshold: float = 0.0
+    #: the score threshold the model file itself records (`edgewatch train` writes its best-F1 one);
+    #: None where it records none. When set, it is `default_min_score` and `default_threshold` too.
+    recorded_min_score: float | None = None
     #: frames worth handing to `detect_batch` at once (more than 1 only where one call serves them all)
     max_batch: int = 1
 

@@ -37,6 +37,8 @@ MAX_INPUT_SIDE = 1280
 INPUT_STRIDE = 32
 #: what a model sized by its first frame is probed at before that frame comes
 PROBE_SIZE = (640, 640)
+#: the metadata key of the score threshold a model records for itself (`edgewatch train` writes it)
+MIN_SCORE_KEY = "min_score"
 #: frames one model call takes at most, when the model's batch axis is dynamic and frames are waiting
 BATCH_SIZE = 8
 #: per layout: letterbox, RGB and 0..1 scaling for YOLO; OpenVINO/DeepLens SSDs take BGR 0..255 stretched
@@ -136,6 +138,10 @@ class ModelDetector(Detector):
             named = read_labels(labels) if labels else labels_from_metadata(runtime.metadata)
         classes = class_count(self.format, shapes)
         self.labels = complete_labels(named, classes, str(labels or name)) if classes else list(named or [])
+        self.recorded_min_score = recorded_min_score(runtime.metadata, name)
+        if self.recorded_min_score is not None:
+            # a score calibrated for this model decides both which boxes count and which tracks do
+            self.default_min_score = self.default_threshold = self.recorded_min_score
         self._decode = DECODERS[self.format]
         self.max_batch = BATCH_SIZE if self._batch_dynamic else 1
         if self._sized_by_first_frame:
@@ -179,6 +185,27 @@ class ModelDetector(Detector):
     @property
     def _batch_dynamic(self) -> bool:
         return not isinstance(self._runtime.input_shape[0], int)
+
+
+def recorded_min_score(metadata: dict[str, str], name: str) -> float | None:
+    """The model's own score threshold, metadata key `min_score` (a number in 0..1), or None; a value
+    that is not one is ignored with a warning, as a model without it.
+
+    Example:
+        >>> recorded_min_score({"min_score": "0.42"}, "m.onnx"), recorded_min_score({}, "m.onnx")
+        (0.42, None)
+    """
+    raw = metadata.get(MIN_SCORE_KEY)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        log.warning("%s: metadata %s=%r is no score in 0..1; ignored", name, MIN_SCORE_KEY, raw)
+        return None
+    return value
 
 
 def _input_layout(shape: list[Any]) -> str:

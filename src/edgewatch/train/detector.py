@@ -1,5 +1,6 @@
 """Training a detector: its batches (augmented crops), its validation score (AP@0.5 through the same
-decoder `edgewatch run` uses) and its export in the yolov8 layout.
+decoder `edgewatch run` uses) and its export in the yolov8 layout, with the score threshold that gives
+the best F1 on the validation images recorded in the file (metadata `min_score`).
 
 Training sees crops of half the input's sides when the input is large enough (a quarter of the
 pixels: four times the steps per second, and a crop is a fair augmentation for a fixed camera); the
@@ -14,9 +15,10 @@ import numpy as np
 import supervision as sv
 import torch
 
-from edgewatch.evaluate.detection import evaluate
-from edgewatch.models.decoders import DecodeOptions, decode_yolov8
+from edgewatch.evaluate.detection import Evaluation, evaluate
+from edgewatch.models.decoders import CANDIDATE_FLOOR, DecodeOptions, decode_yolov8
 from edgewatch.models.geometry import InputGeometry
+from edgewatch.models.model import MIN_SCORE_KEY
 from edgewatch.train.augment import augment
 from edgewatch.train.classifier import as_tensor
 from edgewatch.train.detection_loss import detection_loss, targets
@@ -81,20 +83,31 @@ class DetectorTask:
         return found
 
     def validate(self) -> float:
+        result = self._evaluation()
+        return float(result.overall.ap50 or 0.0) if result is not None else 0.0
+
+    def best_f1_score(self) -> float | None:
+        """The score threshold with the best F1 on the validation images (None without any): the
+        exported model records it, so `edgewatch run` and `eval` keep what this network is sure of."""
+        result = self._evaluation()
+        return result.overall.curve.best_f1_score(floor=CANDIDATE_FLOOR) if result is not None else None
+
+    def _evaluation(self) -> Evaluation | None:
         validation = self.data.validation
         if not validation:
-            return 0.0
+            return None
         truth = {
             f"{index}": sv.Detections(xyxy=example.boxes.reshape(-1, 4), class_id=example.classes)
             for index, example in enumerate(validation)
         }
         predicted = {f"{index}": detections for index, detections in enumerate(self.predict(validation))}
-        ap50 = evaluate(truth, predicted, self.data.classes).overall.ap50
-        return float(ap50 or 0.0)
+        return evaluate(truth, predicted, self.data.classes)
 
     def export(self, path: Path) -> Path:
+        score = self.best_f1_score()
+        metadata = {MIN_SCORE_KEY: f"{score:.3f}"} if score is not None else {}
         return export_onnx(
-            ExportedDetector(self.net, self.data.input_size), self.data.input_size, self.data.classes, path
+            ExportedDetector(self.net, self.data.input_size), self.data.input_size, self.data.classes, path, metadata
         )
 
 

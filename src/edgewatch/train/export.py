@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -13,10 +13,17 @@ from torch import nn
 OPSET = 17
 
 
-def export_onnx(net: nn.Module, input_size: tuple[int, int], labels: Sequence[str], path: Path) -> Path:
+def export_onnx(
+    net: nn.Module,
+    input_size: tuple[int, int],
+    labels: Sequence[str],
+    path: Path,
+    metadata: Mapping[str, str] | None = None,
+) -> Path:
     """ONNX opset 17 with a dynamic batch axis (`images` → `output0`) and the class names in the
-    metadata key `names`, as Ultralytics stores them, so `edgewatch run --model` needs no `--labels`.
-    Written beside `path` and renamed, so a failed export leaves an older file whole."""
+    metadata key `names`, as Ultralytics stores them, so `edgewatch run --model` needs no `--labels`;
+    `metadata` adds keys (a detector's `min_score`). Written beside `path` and renamed, so a failed
+    export leaves an older file whole."""
     import onnx
 
     width, height = input_size
@@ -31,8 +38,9 @@ def export_onnx(net: nn.Module, input_size: tuple[int, int], labels: Sequence[st
             dynamo=False,
         )  # fmt: skip
         model = onnx.load(str(staging))
-        entry = model.metadata_props.add()
-        entry.key, entry.value = "names", str(dict(enumerate(labels)))
+        for key, value in {"names": str(dict(enumerate(labels))), **(metadata or {})}.items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
         onnx.save(model, str(staging))
         os.replace(staging, path)
     finally:

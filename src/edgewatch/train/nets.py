@@ -8,7 +8,8 @@ parameter, and what ONNX Runtime and OpenVINO fuse best. `--model-size` scales e
   part), which is what a door or a shutter camera asks.
 * `DetectorNet`: anchor-free, one prediction per cell of a stride-8 grid (as in CenterNet / FCOS):
   per cell a score per class and the box as (offset of its centre in the cell, log width, log height),
-  with a stride-16 branch for context. `ExportedDetector` folds the box decoding into the graph so the
+  with stride-16 and stride-32 branches for context (a person near the camera fills the picture: the
+  cell at its centre must see all of it to say how big it is). `ExportedDetector` folds the box decoding into the graph so the
   ONNX output is the yolov8 layout, `[1, 4 + C, cells]`, which edgewatch's own decoder reads.
 
 Example:
@@ -25,7 +26,7 @@ from torch import nn
 
 #: the detector's grid: one cell per 8×8 input pixels
 STRIDE = 8
-#: input sides are multiples of this: the context branch halves the stride-8 grid and doubles it back
+#: input sides are multiples of this: the context branches halve the stride-8 grid twice and double it back
 SIDE_MULTIPLE = 32
 #: `--model-size`: a factor on every layer's width
 WIDTHS = {"n": 1.0, "s": 1.5, "m": 2.0}
@@ -62,7 +63,7 @@ class ClassifierNet(nn.Module):
 
 
 class DetectorNet(nn.Module):
-    """About 0.28 M parameters at width `n`: stride-8 features with a stride-16 context branch, one head.
+    """About 0.44 M parameters at width `n`: stride-8 features, stride-16 and -32 context, one head.
 
     Args:
         classes: how many classes.
@@ -74,14 +75,18 @@ class DetectorNet(nn.Module):
         self.classes = classes
         c1, c2, c3, c4, context = (_channels(base, width) for base in (16, 32, 48, 64, 96))
         self.features = nn.Sequential(_block(3, c1, 2), _block(c1, c2, 2), _block(c2, c3, 2), _block(c3, c4, 1))
-        self.context = nn.Sequential(_block(c4, context, 2), _block(context, context, 1), nn.Upsample(scale_factor=2))
+        self.context = nn.Sequential(_block(c4, context, 2), _block(context, context, 1))
+        # stride 32: a cell that sees a whole person filling the picture, for the box of one that near
+        self.wide = nn.Sequential(_block(context, context, 2), _block(context, context, 1), nn.Upsample(scale_factor=2))
+        self.up = nn.Upsample(scale_factor=2)
         self.head = nn.Sequential(_block(c4 + context, c4, 1), nn.Conv2d(c4, classes + 4, 1))
         nn.init.constant_(self.head[-1].bias[:classes], -4.0)  # start predicting 'nothing' (focal-loss habit)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Raw map [B, C + 4, H/8, W/8]: class logits, then dx, dy, log w, log h (in cells)."""
         features = self.features(images)
-        return self.head(torch.cat([features, self.context(features)], dim=1))
+        context = self.context(features)
+        return self.head(torch.cat([features, self.up(context + self.wide(context))], dim=1))
 
 
 class ExportedDetector(nn.Module):

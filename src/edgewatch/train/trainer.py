@@ -20,7 +20,7 @@ import supervision as sv
 import torch
 
 from edgewatch.errors import EdgewatchError
-from edgewatch.evaluate import evaluate, evaluate_classifier, predict_boxes, predict_labels
+from edgewatch.evaluate import evaluate, evaluate_classifier, predict_boxes, predict_labels, table_score
 from edgewatch.models import Detector, load_detector, load_model, runtime_for
 from edgewatch.train import runs
 from edgewatch.train.classifier import ClassifierTask
@@ -160,18 +160,19 @@ def train_run(
                 "input_size": training.input_size}, folder / "best.pt")  # fmt: skip
     result.model = task.export(folder / "best.onnx")
     student = load_model(result.model)  # the exported file, as `edgewatch run` loads it
-    result.evaluation = evaluation_of(student, training, teacher_min_score=settings.teacher_min_score
-                                      if teacher is not None else None)  # fmt: skip
+    result.evaluation = evaluation_of(student, training)
     runs.write_json(folder / "eval.json", result.evaluation)
     result.report = report_of(result, training, student, teacher)
     runs.write_json(folder / "report.json", result.report)
     return result
 
 
-def evaluation_of(detector: Detector, training: TrainingData, teacher_min_score: float | None = None) -> dict[str, Any]:
+def evaluation_of(detector: Detector, training: TrainingData) -> dict[str, Any]:
     """`edgewatch eval --results` of the exported model (`detector`: the ONNX file run by ONNX Runtime
     through edgewatch's own pre- and post-processing) on the validation images, against the labels (or
-    the teacher's boxes) in the images' own pixels."""
+    the teacher's boxes) in the images' own pixels, at the score threshold the model records (chosen
+    on these same images, so its F1 is the best this network gets there: a figure for held-out
+    images needs images the run did not see)."""
     validation = training.validation
     names = {example.path.name: example for example in validation}
     if training.kind == "classifier":
@@ -183,8 +184,7 @@ def evaluation_of(detector: Detector, training: TrainingData, teacher_min_score:
         for name, example in names.items()
     }
     predicted = predict_boxes(detector, [example.path for example in validation], training.classes)
-    score = teacher_min_score if teacher_min_score is not None else 0.3
-    return evaluate(truth, predicted, training.classes, score=score).to_json()
+    return evaluate(truth, predicted, training.classes, score=table_score(detector, None)).to_json()
 
 
 def report_of(result: RunResult, training: TrainingData, student: Detector, teacher: Detector | None) -> dict[str, Any]:
@@ -200,7 +200,7 @@ def report_of(result: RunResult, training: TrainingData, student: Detector, teac
         "best_score": result.best_score, "epochs": result.epochs, "seconds": round(result.seconds, 1),
         "interrupted": result.interrupted, "settings": result.settings.to_yaml_dict(),
         "model": {"path": str(result.model), "megabytes": result.model.stat().st_size / 1e6,
-                  "ms_per_frame": latencies[0]},
+                  "ms_per_frame": latencies[0], "min_score": student.recorded_min_score},
     }  # fmt: skip
     if teacher is not None:
         spec = result.settings.teacher or ""
