@@ -31,13 +31,14 @@ MIN_CROP = 128
 
 
 def crop_size(input_size: tuple[int, int]) -> tuple[int, int]:
-    """Half of each side (in multiples of the grid), or the whole input when half would be too small.
+    """Half of each side, down to a multiple of what the network's grids need, or the whole input
+    when half would be too small.
 
     Example:
-        >>> crop_size((512, 288)), crop_size((320, 192))
-        ((256, 144), (320, 192))
+        >>> crop_size((512, 288)), crop_size((640, 384)), crop_size((320, 192))
+        ((256, 128), (320, 192), (320, 192))
     """
-    halves = [side // 2 // (SIDE_MULTIPLE // 2) * (SIDE_MULTIPLE // 2) for side in input_size]
+    halves = [side // 2 // SIDE_MULTIPLE * SIDE_MULTIPLE for side in input_size]
     return (halves[0], halves[1]) if min(halves) >= MIN_CROP else input_size
 
 
