@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import signal
-import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -19,6 +16,7 @@ from edgewatch.data.capture import RetrainingCapture
 from edgewatch.errors import EdgewatchError
 from edgewatch.models import Detector, load_detector
 from edgewatch.pipeline import Pipeline, PipelineStats, Sink
+from edgewatch.shutdown import Interrupted, Shutdown
 from edgewatch.sinks import EventLogWriter, JsonLinesWriter, RawVideoPipe, WindowDisplay, open_media_writer
 from edgewatch.sinks.broker import EmbeddedBroker
 from edgewatch.sinks.files import refuse_outputs_over_inputs
@@ -34,10 +32,6 @@ from edgewatch.web.hub import LiveHub
 from edgewatch.web.server import bind, dashboard_token, serve_dashboard
 
 log = logging.getLogger(__name__)
-
-EXIT_OK = 0
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
-EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +67,20 @@ class RunResult:
 
 def camera_detector(config: Config, camera: CameraConfig, frame_size: tuple[int, int] | None = None) -> Detector:
     """The camera's detector; a model of dynamic input size is sized for frames of `frame_size`."""
-    named = config.detectors.get(camera.detector)
-    if named is not None:
-        return load_detector(named.type, frame_size=frame_size, **named.options())
-    return load_detector(camera.detector)
+    return named_detector(config, camera.detector, frame_size)
+
+
+def named_detector(config: Config, name: str, frame_size: tuple[int, int] | None = None) -> Detector:
+    """A detector by its key under `detectors:` (a remote one with its fallback, made first), a built-in
+    name, or a server's address."""
+    named = config.detectors.get(name)
+    if named is None:
+        return load_detector(name)
+    options = named.options()
+    if named.fallback is not None:
+        options["fallback"] = named_detector(config, named.fallback, frame_size)
+        options["fallback_name"] = named.fallback
+    return load_detector(named.type, frame_size=frame_size, **options)
 
 
 def check_labels(name: str, camera: CameraConfig, detector: Detector) -> None:
@@ -164,50 +168,6 @@ def _video_path(base: str | Path, camera: str, cameras: int) -> str | Path:
     return path.with_name(f"{path.stem}-{camera}{path.suffix}")
 
 
-class _Shutdown:
-    """Turns SIGINT / SIGTERM into a stop of the run and remembers the exit code.
-
-    The handler only counts the signal: anything more (a lock, a log line, an `Event.set`) could meet
-    the same lock held by the code the signal interrupted, and hang. The main thread polls `requested`.
-    A second signal while stopping changes nothing; a third ends the process at once, as uvicorn does.
-    """
-
-    def __init__(self) -> None:
-        self.exit_code = EXIT_OK
-        self.signals = 0
-        self._previous: dict[int, object] = {}
-
-    @property
-    def requested(self) -> bool:
-        return self.signals > 0
-
-    def _handle(self, signum: int, _frame: object) -> None:
-        self.signals += 1
-        if self.signals == 1:
-            self.exit_code = EXIT_INTERRUPTED if signum == signal.SIGINT else EXIT_TERMINATED
-        elif self.signals >= 3:
-            os._exit(self.exit_code)
-
-    def check(self) -> None:
-        """Between the steps of starting: give up now if a signal came."""
-        if self.requested:
-            raise _Interrupted
-
-    def __enter__(self) -> _Shutdown:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-
-class _Interrupted(Exception):
-    """A signal came while the run was starting."""
-
-
 @dataclass(slots=True)
 class _Camera:
     """One camera's opened input, before its outputs exist."""
@@ -239,10 +199,10 @@ def run_config(
     """
     if outputs.pipe and len(config.cameras) > 1:
         raise EdgewatchError("--pipe takes one camera, and the config has several", "use --out per camera instead")
-    with _Shutdown() as shutdown, ExitStack() as resources:
+    with Shutdown() as shutdown, ExitStack() as resources:
         try:
             return _run(config, outputs, inputs, shutdown, resources, port_option, on_serving)
-        except _Interrupted:
+        except Interrupted:
             log.info("stopped while starting; nothing was written")
             return RunResult(shutdown.exit_code, [])
 
@@ -251,7 +211,7 @@ def _run(
     config: Config,
     outputs: Outputs,
     inputs: tuple[str | Path, ...],
-    shutdown: _Shutdown,
+    shutdown: Shutdown,
     resources: ExitStack,
     port_option: str,
     on_serving: Callable[[str], None] | None,
@@ -382,7 +342,7 @@ def _run(
     return RunResult(shutdown.exit_code, stats)
 
 
-def _wait_all(pipelines: list[Pipeline], display: WindowDisplay | None, shutdown: _Shutdown) -> None:
+def _wait_all(pipelines: list[Pipeline], display: WindowDisplay | None, shutdown: Shutdown) -> None:
     """Wait on the main thread, where signals arrive and windows must be drawn; raise the first error
     as soon as its pipeline ends rather than after the others; stop them all on a signal."""
     while not all(pipeline.finished for pipeline in pipelines):

@@ -15,7 +15,7 @@ import cv2
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from edgewatch import __version__
-from edgewatch.app import EXIT_INTERRUPTED, EXIT_OK, Outputs, run_config
+from edgewatch.app import Outputs, run_config
 from edgewatch.config import (
     CameraConfig,
     Config,
@@ -28,7 +28,9 @@ from edgewatch.config import (
 )
 from edgewatch.errors import EdgewatchError
 from edgewatch.models import BUILTIN_DETECTORS, runtime_for
+from edgewatch.offload.address import DEFAULT_PORT as OFFLOAD_PORT
 from edgewatch.progress import with_progress
+from edgewatch.shutdown import EXIT_INTERRUPTED, EXIT_OK
 from edgewatch.sinks.files import StagedFile
 from edgewatch.sources import sample_video
 
@@ -105,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--source", help="image, folder, video, webcam index (0 or CAM), rtsp:// http(s):// udp:// URL")
     run.add_argument(
         "--detector",
-        help=f"built-in detector: {', '.join(BUILTIN_DETECTORS)} (default hog; street for synthetic: sources)",
+        help=f"built-in detector: {', '.join(BUILTIN_DETECTORS)} (default hog; street for synthetic: sources); or "
+        "remote://HOST:PORT, the model of an edgewatch serve server (docs/offload.md)",
     )
     run.add_argument(
         "--model",
@@ -249,6 +252,27 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--frames", type=_positive_int, default=25, help="--dataset: frames per scene, evenly spread")
     synth.add_argument("--to", dest="target_format", default="yolo", choices=formats, help="--dataset: its format")
     synth.add_argument("--force", action="store_true", help="--dataset: replace a folder that is not empty")
+
+    serve = add_command(
+        "serve", help="serve a model to edge pipelines (run --detector remote://HOST:PORT) over WebSocket; "
+        "Ctrl-C stops (docs/offload.md)",
+    )  # fmt: skip
+    serve.add_argument("--model", help="a model file, as run --model takes (see docs/models.md)")
+    serve.add_argument("--detector", help=f"or a built-in detector: {', '.join(BUILTIN_DETECTORS)}")
+    serve.add_argument("--format", help="--model: the output layout, when guessing from its shapes is not enough")
+    serve.add_argument("--labels", help="--model: its class names, txt (one a line), yaml or json")
+    serve.add_argument("--device", help="--model: what runs it, as run --device (default: the best present)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1); any other needs a token"
+    )
+    serve.add_argument(
+        "--port", type=int, default=OFFLOAD_PORT, help=f"port to serve on (default {OFFLOAD_PORT}; 0: any free port)"
+    )
+    serve.add_argument(
+        "--token", help="clients must send it (Authorization: Bearer, or ?token=); default: EDGEWATCH_TOKEN"
+    )
+    serve.add_argument("--hosts", help="other names clients reach this server by (a DNS name), comma-separated")
+    serve.add_argument("--max-clients", type=_positive_int, default=32, help="clients served at once (default 32)")
 
     _add_train_commands(add_command, common, formats)
     return parser
@@ -404,7 +428,8 @@ def _revalidated(configured: ConfigModel, changes: dict[str, object], flag: str)
 def _first_error(error: ValueError) -> str:
     """`where: what` of a pydantic validation error's first complaint."""
     first = error.errors()[0] if hasattr(error, "errors") else {"msg": str(error), "loc": ()}
-    where = ".".join(str(part) for part in first["loc"])
+    cause = first.get("ctx", {}).get("error")  # a cross-field error knows its key (config._FieldError)
+    where = ".".join(str(part) for part in (*first["loc"], *getattr(cause, "location", ())))
     return f"{where}: {first['msg'].removeprefix('Value error, ')}"
 
 
@@ -627,6 +652,44 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from edgewatch.models import check_model_file, load_detector
+    from edgewatch.offload.address import is_remote
+    from edgewatch.offload.server import serve, server_token
+    from edgewatch.web.server import bind
+
+    if (args.model is None) == (args.detector is None):
+        problem = "serve needs a model" if args.model is None else "give --model or --detector, not both"
+        raise EdgewatchError(problem, "--model FILE for a model file, or --detector NAME for a built-in one")
+    if args.detector is not None:
+        if is_remote(args.detector):
+            raise EdgewatchError(
+                f"--detector {args.detector}: a server runs its model itself", "name a built-in detector or a --model"
+            )
+        if args.detector not in BUILTIN_DETECTORS:
+            raise EdgewatchError(f"unknown detector '{args.detector}'", f"use one of {', '.join(BUILTIN_DETECTORS)}")
+        if args.format or args.labels or args.device:
+            raise EdgewatchError("--format, --labels and --device describe a model", "add --model FILE")
+    else:
+        check_model_file(args.model)
+    token = server_token(args.host, args.token)
+    hosts = [name.strip() for name in (args.hosts or "").split(",") if name.strip()]
+    with bind(args.host, args.port, "--port") as bound:  # a taken port is said before the model loads
+        if args.detector is not None:
+            detector, model = load_detector(args.detector), args.detector
+        else:
+            detector = load_detector(runtime_for(args.model, args.device), path=args.model, format=args.format,
+                                     labels=args.labels, device=args.device)  # fmt: skip
+            model = Path(args.model).name
+        try:
+            return serve(
+                detector, model, bound, args.host, token, hosts=hosts, max_clients=args.max_clients,
+                on_serving=lambda url: print(f"serving {model} on {url}", flush=True),
+            )  # fmt: skip
+        finally:
+            detector.close()
+
+
 def _train(args: argparse.Namespace) -> int:
     from edgewatch.train import commands
 
@@ -658,7 +721,7 @@ def _outbox(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "run": _run, "bench": _bench_models, "synth": _synth, "eval": _eval, "data": _data, "review": _review,
-    "outbox": _outbox, "demo": _demo, "train": _train,
+    "outbox": _outbox, "demo": _demo, "train": _train, "serve": _serve,
 }  # fmt: skip
 
 

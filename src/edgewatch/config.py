@@ -15,7 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgewatch.errors import EdgewatchError
-from edgewatch.models import BUILTIN_DETECTORS, MODEL_BACKENDS
+from edgewatch.models import BUILTIN_DETECTORS, MODEL_BACKENDS, REMOTE
+from edgewatch.offload.address import endpoint, is_remote
 
 CameraName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]
 
@@ -27,7 +28,10 @@ class StrictModel(BaseModel):
 class DetectorConfig(StrictModel):
     """A named detector that cameras refer to by its key under `detectors:`."""
 
-    type: str = Field(description="a built-in detector (" + ", ".join(BUILTIN_DETECTORS) + "), onnx or openvino")
+    type: str = Field(
+        description="a built-in detector (" + ", ".join(BUILTIN_DETECTORS) + "), onnx, openvino, or remote (a model "
+        "served by edgewatch serve: docs/offload.md)"
+    )
     min_area: float | None = Field(None, gt=0, description="motion: smallest blob in pixels, or fraction of the frame")
     path: str | None = Field(
         None,
@@ -52,20 +56,41 @@ class DetectorConfig(StrictModel):
         None,
         description="cpu, gpu, cuda, tensorrt (onnx); openvino:GPU, AUTO, CPU, GPU, NPU (openvino); docs/models.md",
     )
+    url: str | None = Field(None, description="remote: the server, ws://HOST:PORT or remote://HOST:PORT")
+    fallback: str | None = Field(
+        None, description="remote: a key of detectors: or a built-in name that answers while the server is away"
+    )
+    timeout: float | None = Field(None, gt=0, description="remote: seconds to connect and to wait for each answer (2)")
+    quality: int | None = Field(None, ge=1, le=100, description="remote: JPEG quality of the frames sent (90)")
+    token: str | None = Field(None, description="remote: the server's token, when it has one")
 
     @field_validator("type")
     @classmethod
     def _known_type(cls, value: str) -> str:
-        if value not in (*BUILTIN_DETECTORS, *MODEL_BACKENDS):
-            raise ValueError(
-                f"unknown detector type '{value}'; use one of {', '.join((*BUILTIN_DETECTORS, *MODEL_BACKENDS))}"
-            )
+        types = (*BUILTIN_DETECTORS, *MODEL_BACKENDS, REMOTE)
+        if value not in types:
+            raise ValueError(f"unknown detector type '{value}'; use one of {', '.join(types)}")
         return value
 
     @model_validator(mode="after")
     def _model_has_path(self) -> DetectorConfig:
         if self.type in MODEL_BACKENDS and not self.path:
             raise ValueError(f"a detector of type {self.type} needs path: (the model file)")
+        return self
+
+    @model_validator(mode="after")
+    def _remote_has_url(self) -> DetectorConfig:
+        remote_only = [key for key in REMOTE_KEYS if getattr(self, key) is not None]
+        if self.type != REMOTE:
+            if remote_only:
+                raise ValueError(f"{', '.join(remote_only)}: only for a detector of type remote")
+            return self
+        if not self.url:
+            raise _FieldError(("url",), "a detector of type remote needs url: (its server, e.g. ws://10.0.0.5:8765)")
+        try:
+            endpoint(self.url)
+        except EdgewatchError as error:
+            raise _FieldError(("url",), error.message) from None
         return self
 
     def options(self) -> dict[str, Any]:
@@ -81,6 +106,7 @@ class DetectorConfig(StrictModel):
 # pets model is trained yet)
 SYNTHETIC_DETECTORS = {"street": "street", "door": "door", "pets": "motion"}
 PREPROCESS_KEYS = ("input_size", "letterbox", "rgb", "scale", "mean", "std")
+REMOTE_KEYS = ("url", "fallback", "timeout", "quality", "token")
 
 
 Point = tuple[float, float]
@@ -337,11 +363,36 @@ class Config(StrictModel):
     @model_validator(mode="after")
     def _detectors_exist(self) -> Config:
         for name, camera in self.cameras.items():
-            if camera.detector not in self.detectors and camera.detector not in BUILTIN_DETECTORS:
-                known = [*self.detectors, *BUILTIN_DETECTORS]
+            if is_remote(camera.detector):
+                try:
+                    endpoint(camera.detector)
+                except EdgewatchError as error:
+                    raise _FieldError(("cameras", name, "detector"), error.message) from None
+            elif camera.detector not in self.detectors and camera.detector not in BUILTIN_DETECTORS:
+                known = [*self.detectors, *BUILTIN_DETECTORS, "remote://HOST:PORT"]
                 raise _FieldError(
                     ("cameras", name, "detector"),
                     f"unknown detector '{camera.detector}'; use one of {', '.join(known)}",
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _fallbacks_exist(self) -> Config:
+        """A remote detector's fallback is a local detector: one of detectors:, or a built-in."""
+        for name, detector in self.detectors.items():
+            fallback = detector.fallback
+            if fallback is None:
+                continue
+            named = self.detectors.get(fallback)
+            if named is None and fallback not in BUILTIN_DETECTORS:
+                known = [key for key, other in self.detectors.items() if other.type != REMOTE] + list(BUILTIN_DETECTORS)
+                raise _FieldError(
+                    ("detectors", name, "fallback"), f"unknown detector '{fallback}'; use one of {', '.join(known)}"
+                )
+            if named is not None and named.type == REMOTE:
+                raise _FieldError(
+                    ("detectors", name, "fallback"),
+                    f"'{fallback}' is remote too; a fallback must run here, when the network may be down",
                 )
         return self
 

@@ -1,7 +1,8 @@
 """What the web server promises every request, in one place (docs/security.md): it answers only to
 its own names (Host), only with the token when it has one, takes no write that another site asks for
-(Origin, Sec-Fetch-Site and a per-session CSRF token), caps request bodies without reading them whole,
-and answers every refusal in one line that never repeats the input.
+(Origin, Sec-Fetch-Site and a per-session CSRF token) nor a WebSocket another site's page opens, caps
+request bodies without reading them whole, and answers every refusal in one line that never repeats
+the input.
 
 `guarded_app` makes the FastAPI app of the dashboard and of `edgewatch review` with all of it.
 """
@@ -49,6 +50,7 @@ WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 MAX_REASON = 200  # characters of an error's one line
 UNKNOWN_HOST = "unknown Host: this server answers only to the names it is served on (docs/security.md)"
 OTHER_SITE = "refused: another site or origin asked for this change; make it from the edgewatch page itself"
+OTHER_ORIGIN_SOCKET = "refused: a page of another site or origin opened this WebSocket (Origin); connect from a program"
 
 
 def is_loopback(host: str) -> bool:
@@ -173,9 +175,10 @@ class CsrfTokens:
 class RequestGuard:
     """ASGI middleware, in order: the Host must be one of `hosts` (400), the token must be offered
     when there is one (401), and a write (any method but GET, HEAD, OPTIONS) must come from the
-    server's own origin with the session's CSRF token (403). A request authenticated by its
-    `Authorization` header needs no CSRF token: no other site can make a browser send that header.
-    Pure ASGI, so the live streams pass through unbuffered."""
+    server's own origin with the session's CSRF token (403), as must a WebSocket that names an Origin
+    (403; a browser always does). A request authenticated by its `Authorization` header needs no CSRF
+    token: no other site can make a browser send that header. Pure ASGI, so the live streams pass
+    through unbuffered."""
 
     def __init__(self, app: ASGIApp, hosts: Hosts, token: str | None, csrf: CsrfTokens) -> None:
         self.app, self.hosts, self.token, self.csrf = app, hosts, token, csrf
@@ -188,9 +191,9 @@ class RequestGuard:
         refusal = self._refusal(connection)
         if refusal is not None:
             status, reason = refusal
-            if scope["type"] == "websocket":
+            if scope["type"] == "websocket" and "websocket.http.response" not in scope.get("extensions", {}):
                 await WebSocketClose(code=1008, reason=reason)(scope, receive, send)
-            else:
+            else:  # a WebSocket handshake too is answered as HTTP where the server can (uvicorn can)
                 await JSONResponse({"detail": reason}, status)(scope, receive, send)
             return
         if self.token is not None and connection.query_params.get("token"):
@@ -209,7 +212,9 @@ class RequestGuard:
                 offered, by_header = authorization[7:], True
             if offered is None or not hmac.compare_digest(offered.encode(), self.token.encode()):
                 return 401, "a token is needed: Authorization: Bearer <token>, or ?token="
-        if connection.scope["type"] != "http" or connection.scope["method"] in SAFE_METHODS:
+        if connection.scope["type"] == "websocket":
+            return self._websocket_refusal(connection)
+        if connection.scope["method"] in SAFE_METHODS:
             return None
         site = headers.get("sec-fetch-site")
         if site is not None and site not in ("same-origin", "none"):
@@ -225,6 +230,21 @@ class RequestGuard:
                 f"refused: this change needs the page's {CSRF_HEADER} header; reload the page "
                 "(scripts: GET /api/csrf, then send its token with its cookie)"
             )
+        return None
+
+    @staticmethod
+    def _websocket_refusal(connection: HTTPConnection) -> tuple[int, str] | None:
+        """A WebSocket is not covered by CORS: a page of any site may open one to this server, with the
+        browser's cookies. Browsers always name the page's origin; only this server's own may connect.
+        Programs send no Origin and are let through (to the token, when there is one)."""
+        origin = connection.headers.get("origin")
+        if origin is None:
+            return None
+        scheme = "https" if connection.url.scheme == "wss" else "http"
+        offered = urlsplit(origin)
+        own = _origin(scheme, connection.headers.get("host", ""))
+        if origin == "null" or _origin(offered.scheme, offered.netloc) != own:
+            return 403, OTHER_ORIGIN_SOCKET
         return None
 
     def _with_token_cookie(self, send: Send) -> Send:

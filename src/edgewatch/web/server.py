@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -69,16 +70,22 @@ def bind(host: str, port: int, flag: str = "--serve") -> socket.socket:
 
 class WebServer:
     """uvicorn on `host:port` until `close()`; `flag` is the option a user sets the port with, for the
-    error that says it cannot be had.
+    error that says it cannot be had, `what` names what is served in logs, `scheme` begins its `url`,
+    and `options` are more of uvicorn's settings (such as `ws_max_size`).
 
     Example:
         >>> server = WebServer(create_app(LiveHub()), "127.0.0.1", 8080).start()  # doctest: +SKIP
     """
 
-    def __init__(self, app: FastAPI, host: str, port: int, flag: str = "--serve") -> None:
+    def __init__(
+        self, app: FastAPI, host: str, port: int, flag: str = "--serve", what: str = "the page", scheme: str = "http",
+        **options: Any,
+    ) -> None:  # fmt: skip
         self.app = app
-        self.host, self.port, self.flag = host, port, flag
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
+        self.host, self.port, self.flag, self.what, self.scheme = host, port, flag, what, scheme
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", lifespan="off", access_log=False, **options
+        )
         self._server = uvicorn.Server(config)
         self._socket: socket.socket | None = None
         self._stop = threading.Event()
@@ -87,7 +94,7 @@ class WebServer:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
+        return f"{self.scheme}://{host}:{self.port}/"
 
     def start(self, timeout: float = 15.0, bound: socket.socket | None = None) -> WebServer:
         """Bind (or take `bound`, a socket `bind` made earlier), then serve from a stage thread once
@@ -103,9 +110,9 @@ class WebServer:
         while not self._server.started:
             if not self._stage.is_alive() or time.monotonic() > deadline:
                 self.close()
-                raise EdgewatchError(f"cannot serve the page on {self.host}:{self.port}", "see the log above")
+                raise EdgewatchError(f"cannot serve {self.what} on {self.host}:{self.port}", "see the log above")
             time.sleep(0.02)
-        log.info("serving the page at %s", self.url)
+        log.info("serving %s at %s", self.what, self.url)
         return self
 
     def close(self) -> None:
