@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the tests drive for real: ffmpeg (streams, --pipe readers), xvfb (a display for --show),
-# mosquitto (a real MQTT broker to restart mid-run), chromium (the page's browser tests, via Playwright)
-APT_PACKAGES := ffmpeg xvfb mosquitto chromium chromium-driver
+# mosquitto (a real MQTT broker to restart mid-run), chromium (the page's browser tests, via Playwright),
+# gstreamer1.0-* (a real Pi-style RTP/H.264 sender for `serve --rtp`: gst-launch-1.0 in -tools, videotestsrc
+# in -base, rtph264pay/udpsink/qtdemux in -good, x264enc in -ugly)
+APT_PACKAGES := ffmpeg xvfb mosquitto chromium chromium-driver gstreamer1.0-tools gstreamer1.0-plugins-base \
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
 
 .PHONY: demo test lint system-packages clean
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
 import os
@@ -272,7 +273,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--token", help="clients must send it (Authorization: Bearer, or ?token=); default: EDGEWATCH_TOKEN"
     )
     serve.add_argument("--hosts", help="other names clients reach this server by (a DNS name), comma-separated")
-    serve.add_argument("--max-clients", type=_positive_int, default=32, help="clients served at once (default 32)")
+    serve.add_argument(
+        "--max-clients", type=_positive_int, default=32, help="clients served at once, --rtp streams too (default 32)"
+    )
+    serve.add_argument(
+        "--rtp", action="append", default=[], metavar="[NAME=]PORT",
+        help="also receive H.264 over RTP on this UDP port (0: any free one), answers at /v1/streams/NAME "
+        "(NAME: the port unless given); repeat or comma-separate for more",
+    )  # fmt: skip
+    serve.add_argument(
+        "--rtp-payload", type=int, default=96, metavar="PT",
+        help="--rtp: the RTP payload type of the H.264 packets (default 96, as rtph264pay sends)",
+    )  # fmt: skip
 
     _add_train_commands(add_command, common, formats)
     return parser
@@ -655,6 +667,7 @@ def _synth(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from edgewatch.models import check_model_file, load_detector
     from edgewatch.offload.address import is_remote
+    from edgewatch.offload.rtp import bind_udp, parse_rtp
     from edgewatch.offload.server import serve, server_token
     from edgewatch.web.server import bind
 
@@ -674,7 +687,19 @@ def _serve(args: argparse.Namespace) -> int:
         check_model_file(args.model)
     token = server_token(args.host, args.token)
     hosts = [name.strip() for name in (args.hosts or "").split(",") if name.strip()]
-    with bind(args.host, args.port, "--port") as bound:  # a taken port is said before the model loads
+    rtp = parse_rtp(args.rtp)
+    if not 0 <= args.rtp_payload <= 127:
+        raise EdgewatchError(f"--rtp-payload {args.rtp_payload}: an RTP payload type is 0 to 127",
+                             "rtph264pay sends 96 unless its pt= says otherwise")  # fmt: skip
+    if len(rtp) > args.max_clients:
+        raise EdgewatchError(f"{len(rtp)} --rtp streams and --max-clients {args.max_clients}",
+                             "each stream takes one of --max-clients: raise it")  # fmt: skip
+    with contextlib.ExitStack() as bound_here:  # taken ports are said before the model loads
+        bound = bound_here.enter_context(bind(args.host, args.port, "--port"))
+        streams = []
+        for stream in rtp:
+            sock = bound_here.enter_context(bind_udp(args.host, stream.port))
+            streams.append((stream.name or str(sock.getsockname()[1]), sock))
         if args.detector is not None:
             detector, model = load_detector(args.detector), args.detector
         else:
@@ -684,7 +709,9 @@ def _serve(args: argparse.Namespace) -> int:
         try:
             return serve(
                 detector, model, bound, args.host, token, hosts=hosts, max_clients=args.max_clients,
-                on_serving=lambda url: print(f"serving {model} on {url}", flush=True),
+                on_serving=lambda url: print(f"serving {model} on {url}", flush=True), streams=streams,
+                payload_type=args.rtp_payload,
+                on_stream=lambda name, address: print(f"rtp stream {name} on {address}", flush=True),
             )  # fmt: skip
         finally:
             detector.close()

@@ -186,7 +186,7 @@ class StateConfig(StrictModel):
     min_score: float = Field(0.5, ge=0, le=1, description="classifications scoring below do not count")
 
 
-EVENT_TYPES = ("object", "line_crossing", "zone", "incident", "state")
+EVENT_TYPES = ("object", "line_crossing", "zone", "incident", "state", "detector")
 
 
 class RecordConfig(StrictModel):

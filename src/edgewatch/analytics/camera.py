@@ -73,6 +73,7 @@ class CameraAnalytics:
         self._last_frame: Frame | None = None
         self._next_stats = config.stats_interval
         self._window = _RateWindow()
+        self._answered: dict[str, Any] | None = None  # which model answered the last frame, for a remote one
 
     def update(self, frame: Frame, detections: sv.Detections, inference_ms: float = 0.0) -> Analysis:
         if not self._sized:  # lines and zones may be given as fractions of a size known only now
@@ -80,7 +81,7 @@ class CameraAnalytics:
         self._last_frame = frame
         self._window.add(inference_ms)
         tracking = self.tracker.update(frame, detections)
-        events = []
+        events = self._detector_event(detections, frame)
         for item in tracking.started:
             events.append(self._object_started(item))
             events += [self._count_crossing(crossing) for crossing in self._pending.pop(item.key, [])]
@@ -238,6 +239,23 @@ class CameraAnalytics:
             )
         ]
 
+    def _detector_event(self, detections: sv.Detections, frame: Frame) -> list[dict[str, Any]]:
+        """A `detector` event when another model starts answering (a remote detector's server, its
+        fallback, or none); also at the first frame when that is not the server's."""
+        answered = detections.metadata.get("detector")
+        if answered is None:
+            return []
+        before = self._answered["in_use"] if self._answered is not None else None
+        self._answered = answered
+        after = answered["in_use"]
+        if after == before or (before is None and after == "remote"):
+            return []
+        event = make_event(
+            "detector", self.camera, frame.time, frame.wall_time, **{"from": before, "to": after},
+            server=answered["server"], fallback=answered["fallback"], reason=answered["reason"],
+        )  # fmt: skip
+        return [event]
+
     def overlay(self) -> Overlay:
         """Lines, zones and counts as they stand, for the annotated picture."""
         return Overlay(
@@ -280,6 +298,8 @@ class CameraAnalytics:
         }
         if self.state is not None:
             stats["state"] = self.state.state
+        if self._answered is not None:
+            stats["detector"] = {key: self._answered[key] for key in ("in_use", "server", "fallback", "dropped")}
         return stats
 
 

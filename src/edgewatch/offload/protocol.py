@@ -34,6 +34,7 @@ CLOSE_VERSION = 4000  # the hello asks for a protocol version this side does not
 CLOSE_BAD_HELLO = 4001  # the first message is no hello
 CLOSE_BAD_FRAME = 4002  # a frame message that is not one: framing, header, not a JPEG, truncated
 CLOSE_FRAME_TOO_BIG = 4003  # a JPEG over MAX_JPEG_BYTES, or a picture over MAX_SIDE
+CLOSE_NO_STREAM = 4004  # /v1/streams/NAME names no stream of this server
 MAX_CLOSE_REASON = 123  # bytes: a close frame holds 125, two of them the code
 
 _LENGTH = struct.Struct(">I")

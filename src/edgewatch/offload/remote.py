@@ -98,6 +98,8 @@ class RemoteDetector(Detector):
         self.client = f"edgewatch {__version__} on {socket.gethostname()}"
         #: which detector answered the last frame: the server's, the fallback, or none
         self.in_use: InUse | None = None
+        #: why the server stopped answering, at the last change away from it; None while it answers
+        self.reason: str | None = None
         #: the server's model, once it answered a hello
         self.model: str | None = None
         #: this client's frames the server reported dropped (it sends one at a time, so it sees few)
@@ -244,6 +246,7 @@ class RemoteDetector(Detector):
         if state == self.in_use:
             return
         self.in_use = state
+        self.reason = None if state == "remote" else problem
         if state == "remote":
             log.info("%s: the server's model %s answers", self.name, self.model)
         elif state == "fallback":

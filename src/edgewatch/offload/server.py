@@ -5,6 +5,9 @@ had no time for) and sends the answers back; one model thread takes the newest f
 clients at once when the detector batches. The server's security is the live page's (web/security.py):
 loopback by default, a strong token off it, its own Host names only, and no WebSocket from a page of
 another origin.
+
+RTP streams (`--rtp`, rtp.py) take their place at the model as clients do; the answers of each go to the
+WebSockets at `/v1/streams/NAME`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import cv2
@@ -31,6 +34,7 @@ from edgewatch.offload.protocol import (
     CLOSE_BAD_FRAME,
     CLOSE_BAD_HELLO,
     CLOSE_BUSY,
+    CLOSE_NO_STREAM,
     MAX_MESSAGE_BYTES,
     ProtocolError,
     Times,
@@ -41,6 +45,7 @@ from edgewatch.offload.protocol import (
     unpack_frame,
     welcome,
 )
+from edgewatch.offload.rtp import DEFAULT_PAYLOAD, RtpStream
 from edgewatch.offload.slots import Client, FrameSlots, Job
 from edgewatch.pipeline.stage import Stage
 from edgewatch.shutdown import Shutdown
@@ -54,6 +59,10 @@ HELLO_TIMEOUT_S = 10.0
 #: how long a closing connection may take to send its error and close frame (a client that reads
 #: nothing would hold them forever)
 CLOSE_TIMEOUT_S = 2.0
+#: where a stream's answers are heard: /v1/streams/NAME
+STREAMS_PATH = "/v1/streams"
+#: answers a stream's listener may be behind by; older ones are dropped for it
+LISTENER_BACKLOG = 8
 
 
 def server_token(host: str, token: str | None) -> str | None:
@@ -81,7 +90,12 @@ class OffloadServer:
         model: its name in the hello's answer and the logs.
         hosts: the names the server answers to (`Hosts.bound_to(host)`).
         token: the token a client must offer (`Authorization: Bearer`, or `?token=`); None: none.
-        max_clients: connections served at once; more are closed with CLOSE_BUSY.
+        max_clients: connections served at once, RTP streams included; more are closed with CLOSE_BUSY.
+        streams: RTP streams to receive, each `(name, bound UDP socket)` (`rtp.bind_udp`).
+        payload_type: their RTP payload type.
+
+    Raises:
+        EdgewatchError: more streams than `max_clients`.
 
     Example:
         >>> server = OffloadServer(load_detector("street"), "street", Hosts.bound_to("127.0.0.1"), None)  # doctest: +SKIP
@@ -90,7 +104,14 @@ class OffloadServer:
     """
 
     def __init__(
-        self, detector: Detector, model: str, hosts: Hosts, token: str | None, max_clients: int = MAX_CLIENTS
+        self,
+        detector: Detector,
+        model: str,
+        hosts: Hosts,
+        token: str | None,
+        max_clients: int = MAX_CLIENTS,
+        streams: Iterable[tuple[str, socket.socket]] = (),
+        payload_type: int = DEFAULT_PAYLOAD,
     ) -> None:
         self.detector = detector
         self.model = model
@@ -100,8 +121,12 @@ class OffloadServer:
         self.app.state.stop = self._stop  # WebServer.close sets it, which also ends the model thread
         self.app.add_middleware(RequestGuard, hosts=hosts, token=token, csrf=CsrfTokens())
         self.app.add_api_websocket_route(PATH, self._connection)
+        self.app.add_api_websocket_route(STREAMS_PATH + "/{name}", self._listener)
         self._worker = Stage("offload:model", self.slots.batches(max(1, detector.max_batch)), self._answer, None,
                              self._stop)  # fmt: skip
+        self.streams = {name: RtpStream(name, sock, self.slots, self._stop, payload_type) for name, sock in streams}
+        self._readers = [Stage(f"offload:rtp {stream.name}", stream.pictures(), stream.put, None, self._stop)
+                         for stream in self.streams.values()]  # fmt: skip
         self._web: WebServer | None = None
 
     def start(self, bound: socket.socket) -> str:
@@ -114,12 +139,15 @@ class OffloadServer:
         self._web = WebServer(self.app, host, port, flag="--port", what=f"{self.model} for offload", scheme="ws",
                               ws_max_size=MAX_MESSAGE_BYTES, ws_per_message_deflate=False)  # fmt: skip
         self._worker.start()
+        for reader in self._readers:
+            reader.start()
         self._web.start(bound=bound)
         return self._web.url.rstrip("/") + PATH
 
     @property
     def running(self) -> bool:
-        return self._worker.is_alive() and not self._stop.is_set()
+        stages = (self._worker, *self._readers)
+        return all(stage.is_alive() for stage in stages) and not self._stop.is_set()
 
     def close(self) -> None:
         """Stop serving (open connections get CLOSE_SERVER_STOPS) and end the model thread.
@@ -130,14 +158,21 @@ class OffloadServer:
         self._stop.set()
         if self._web is not None:
             self._web.close()
-        self._worker.join(10)
-        if self._worker.error is not None:
-            raise self._worker.error
+        for stage in (self._worker, *self._readers):
+            stage.join(10)
+        for stage in (self._worker, *self._readers):
+            if stage.error is not None:
+                raise stage.error
 
     def _answer(self, jobs: list[Job]) -> None:
         """On the model thread: decode the frames, one model call for all, each answer to its client."""
         images, ready, decode_ms = [], [], []
         for job in jobs:
+            if job.image is not None:  # an RTP stream's picture, decoded by its reader
+                images.append(job.image)
+                ready.append(job)
+                decode_ms.append(job.decode_ms)
+                continue
             started = time.perf_counter()
             image = cv2.imdecode(np.frombuffer(job.jpeg, np.uint8), cv2.IMREAD_COLOR)
             if image is None or image.shape[:2] != (job.height, job.width):
@@ -193,6 +228,61 @@ class OffloadServer:
             self.slots.leave(client)
             log.info("%s left: %d frames answered, %d dropped", name, client.answered, client.dropped_total)
 
+    async def _listener(self, websocket: WebSocket, name: str) -> None:
+        """`/v1/streams/NAME`: the hello as on /v1/detect, then each answer of the stream until the
+        listener leaves; one that reads too slowly misses the older answers."""
+        await websocket.accept()
+        peer = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else "a listener"
+        try:
+            greeting = read_hello(await self._first_message(websocket))
+            stream = self.streams.get(name)
+            if stream is None:
+                known = ", ".join(sorted(self.streams)) or "none"
+                raise ProtocolError(CLOSE_NO_STREAM, f"no stream {one_line(name)!r} here (streams: {known})")
+        except _Gone:
+            return
+        except ProtocolError as error:
+            log.warning("%s: refused: %s", peer, error.reason)
+            await _close(websocket, error)
+            return
+        who = f"{one_line(greeting.get('client', 'a listener'))} at {peer}"
+        loop = asyncio.get_running_loop()
+        answers: asyncio.Queue[Any] = asyncio.Queue(LISTENER_BACKLOG)
+
+        def put_newest(record: dict[str, Any]) -> None:  # on the loop
+            if answers.full():
+                answers.get_nowait()
+            answers.put_nowait(record)
+
+        def deliver(record: dict[str, Any]) -> None:  # on the model thread
+            with contextlib.suppress(RuntimeError):  # the loop has ended: the server stops
+                loop.call_soon_threadsafe(put_newest, record)
+
+        stop_listening = stream.listen(deliver)
+        try:
+            await _send_json(websocket, {**self._welcome(), "stream": name})
+            log.info("%s listens to rtp stream %s", who, name)
+            await self._relay(websocket, answers)
+        except _Gone:
+            pass
+        finally:
+            stop_listening()
+            log.info("%s stopped listening to rtp stream %s", who, name)
+
+    @staticmethod
+    async def _relay(websocket: WebSocket, answers: asyncio.Queue[Any]) -> None:
+        """Send the answers until the listener leaves (what it sends after the hello is not read)."""
+
+        async def until_gone() -> None:
+            while (await websocket.receive())["type"] != "websocket.disconnect":
+                pass
+
+        async def send() -> None:
+            while True:
+                await _send_json(websocket, await answers.get())
+
+        await _until_first_ends(until_gone(), send())
+
     def _welcome(self) -> dict[str, Any]:
         detector = self.detector
         return welcome(self.model, detector.labels, max(1, detector.max_batch), detector.default_min_score,
@@ -210,17 +300,7 @@ class OffloadServer:
 
     async def _serve(self, websocket: WebSocket, client: Client, answers: asyncio.Queue[Any]) -> None:
         """Read frames and send answers side by side until the client leaves or breaks the protocol."""
-        tasks = {asyncio.ensure_future(self._read(websocket, client)), asyncio.ensure_future(self._send(websocket,
-                 client, answers))}  # fmt: skip
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-        for task in done:
-            error = task.exception()
-            if error is not None:
-                raise error
+        await _until_first_ends(self._read(websocket, client), self._send(websocket, client, answers))
 
     async def _read(self, websocket: WebSocket, client: Client) -> None:
         while True:
@@ -273,6 +353,9 @@ def serve(
     hosts: Iterable[str] = (),
     max_clients: int = MAX_CLIENTS,
     on_serving: Callable[[str], None] | None = None,
+    streams: Iterable[tuple[str, socket.socket]] = (),
+    payload_type: int = DEFAULT_PAYLOAD,
+    on_stream: Callable[[str, str], None] | None = None,
 ) -> int:
     """Serve `detector` on `bound` until SIGINT or SIGTERM.
 
@@ -284,6 +367,9 @@ def serve(
         token: checked by `server_token`.
         hosts: more names than the bound address's that clients reach the server by.
         on_serving: called with the WebSocket URL once it answers.
+        streams: RTP streams to receive, each `(name, bound UDP socket)`; closed when the server stops.
+        payload_type: their RTP payload type.
+        on_stream: called after `on_serving` with each stream's name and `udp://HOST:PORT`.
 
     Returns:
         The exit code: 130 after SIGINT, 143 after SIGTERM.
@@ -291,12 +377,15 @@ def serve(
     Example:
         >>> serve(load_detector("street"), "street", bind("127.0.0.1", 8765, "--port"), "127.0.0.1", None)  # doctest: +SKIP
     """
-    server = OffloadServer(detector, model, Hosts.bound_to(host, hosts), token, max_clients)
+    server = OffloadServer(detector, model, Hosts.bound_to(host, hosts), token, max_clients, streams, payload_type)
     with Shutdown() as shutdown:
         try:
             url = server.start(bound)
             if on_serving is not None:
                 on_serving(url)
+            for stream in server.streams.values():
+                if on_stream is not None:
+                    on_stream(stream.name, stream.address)
             while not shutdown.requested and server.running:
                 time.sleep(0.1)
         finally:
@@ -304,3 +393,17 @@ def serve(
     if shutdown.requested:
         log.info("stopped on a signal")
     return shutdown.exit_code
+
+
+async def _until_first_ends(*jobs: Coroutine[Any, Any, None]) -> None:
+    """Run `jobs` side by side until one ends; cancel the others; raise what the first raised."""
+    tasks = {asyncio.ensure_future(job) for job in jobs}
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+    for task in done:
+        error = task.exception()
+        if error is not None:
+            raise error

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 _POLL_S = 0.1
 
 
@@ -29,6 +31,8 @@ class Job:
         received: when it arrived (time.monotonic()).
         taken: when the model thread took it.
         dropped: the client's frames dropped since its previous answer, when this one was taken.
+        image: the picture itself, where it came decoded (an RTP stream's); `jpeg` is then empty.
+        decode_ms: how long decoding `image` took.
     """
 
     client: Client
@@ -39,6 +43,8 @@ class Job:
     received: float = field(default_factory=time.monotonic)
     taken: float = 0.0
     dropped: int = 0
+    image: np.ndarray | None = None
+    decode_ms: float = 0.0
 
 
 class Client:

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import supervision as sv
@@ -150,10 +150,28 @@ class Pipeline:
         started = time.perf_counter()
         found = self.detector.detect_batch([frame.image for frame in frames])
         inference_ms = (time.perf_counter() - started) * 1000 / len(frames)
-        return [
-            FrameResult(frame, self._filter(detections), inference_ms, self._annotator)
-            for frame, detections in zip(frames, found, strict=True)
-        ]
+        answered = self._answered()
+        results = []
+        for frame, detections in zip(frames, found, strict=True):
+            kept = self._filter(detections)
+            if answered is not None:  # a new dict: a filtered view shares the detector's own
+                kept.metadata = {**kept.metadata, "detector": answered}
+            results.append(FrameResult(frame, kept, inference_ms, self._annotator))
+        return results
+
+    def _answered(self) -> dict[str, Any] | None:
+        """Which model answered, read here on the detect thread for a detector that can change it (a
+        remote one, with its fallback): the analytics turn it into stats and `detector` events."""
+        in_use = getattr(self.detector, "in_use", None)
+        if in_use is None:
+            return None
+        return {
+            "in_use": in_use,
+            "server": self.detector.name,  # RemoteDetector's name never holds the token
+            "fallback": getattr(self.detector, "fallback_name", None),
+            "dropped": int(getattr(self.detector, "dropped", 0)),
+            "reason": getattr(self.detector, "reason", None),
+        }
 
     def _filter(self, detections: sv.Detections) -> sv.Detections:
         if len(detections) == 0:

@@ -47,7 +47,7 @@ class JsonLinesWriter:
 
 
 class EventLogWriter(JsonLinesWriter):
-    """`--events`: one JSON line per event (object, line crossing, zone, incident, state), as raised."""
+    """`--events`: one JSON line per event (object, line crossing, zone, incident, state, detector), as raised."""
 
     what = "--events"
 

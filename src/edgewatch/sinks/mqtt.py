@@ -296,7 +296,7 @@ class MqttPublisher:
                     incidents = [(rule, on) for (name, rule), on in self._incidents.items() if name == camera]
                 for rule, on in incidents:
                     self._publish_incident(camera, rule, on)
-                self._announce(camera, labels, zones)
+                self._announce(camera, labels, zones, remote="detector" in stats)
 
     def _publish_incident(self, camera: str, rule: str, on: bool) -> None:
         topic = self._topic(self._cameras(camera), "incidents", self._rules(rule))
@@ -401,9 +401,10 @@ class MqttPublisher:
                   "device": self._instance_device()}  # fmt: skip
         self._discover("binary_sensor", ("status",), "status", config)
 
-    def _announce(self, camera: str, labels: list[str], zones: dict[str, list[str]]) -> None:
+    def _announce(self, camera: str, labels: list[str], zones: dict[str, list[str]], remote: bool = False) -> None:
         """Discovery configs, once per connection: per label its count and how many are in view, per
-        zone how many are inside (in all and per label), per rule whether an incident lasts."""
+        zone how many are inside (in all and per label), per rule whether an incident lasts, and for a
+        remote detector which model answers (`remote`, `fallback` or `none`, read from the stats)."""
         node = self._cameras(camera)
         device = self._camera_device(camera)
         availability = [{"topic": self._topic("availability"), "payload_available": "online",
@@ -436,6 +437,11 @@ class MqttPublisher:
             self._discover("binary_sensor", ("incident", camera, rule), f"{node}_{level}_incident", {
                 "name": rule, "state_topic": self._topic(node, "incidents", level), "payload_on": "ON",
                 "payload_off": "OFF", "device_class": "occupancy", **common,
+            })  # fmt: skip
+        if remote:
+            self._discover("sensor", ("detector", camera), f"{node}_detector", {
+                "name": "detector in use", "state_topic": self._topic(node, "stats"),
+                "value_template": "{{ value_json.detector.in_use }}", "entity_category": "diagnostic", **common,
             })  # fmt: skip
 
     def _discover(self, component: str, key: tuple[str, ...], readable: str, config: dict[str, Any]) -> None:

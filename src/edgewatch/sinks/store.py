@@ -388,7 +388,7 @@ class EventStore:
             camera: only this camera's.
             label: events about this label: its objects, crossings, zone visits, and the incidents
                 that involve it (one of their `labels`).
-            type: `object`, `line_crossing`, `zone`, `incident` or `state`.
+            type: `object`, `line_crossing`, `zone`, `incident`, `state` or `detector`.
             since: wall time from (inclusive): a datetime (naive means UTC) or ISO 8601 text.
             until: wall time to (exclusive), like `since`.
             limit: at most this many; None for all.

@@ -36,6 +36,7 @@ function rows(stats) {
   for (const [name, zone] of Object.entries(stats.zones || {})) out.push([`zone ${name}`, `${zone.occupancy} inside`]);
   for (const [rule, active] of Object.entries(stats.incidents || {})) if (active) out.push([`incident ${rule}`, "active"]);
   if (stats.state !== undefined) out.push(["state", stats.state]);
+  if (stats.detector !== undefined) out.push(["detector", stats.detector.in_use === "fallback" ? `fallback ${stats.detector.fallback}` : stats.detector.in_use]);
   return out;
 }
 
