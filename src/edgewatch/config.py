@@ -63,6 +63,10 @@ class DetectorConfig(StrictModel):
     timeout: float | None = Field(None, gt=0, description="remote: seconds to connect and to wait for each answer (2)")
     quality: int | None = Field(None, ge=1, le=100, description="remote: JPEG quality of the frames sent (90)")
     token: str | None = Field(None, description="remote: the server's token, when it has one")
+    min_change: float | None = Field(
+        None, ge=0, le=255, description="remote: send a frame only when it changed by this much (0-255; 0: all)"
+    )
+    max_skip: int | None = Field(None, ge=1, description="remote: with min_change, send at least every N frames (10)")
 
     @field_validator("type")
     @classmethod
@@ -106,7 +110,7 @@ class DetectorConfig(StrictModel):
 # pets model is trained yet)
 SYNTHETIC_DETECTORS = {"street": "street", "door": "door", "pets": "motion"}
 PREPROCESS_KEYS = ("input_size", "letterbox", "rgb", "scale", "mean", "std")
-REMOTE_KEYS = ("url", "fallback", "timeout", "quality", "token")
+REMOTE_KEYS = ("url", "fallback", "timeout", "quality", "token", "min_change", "max_skip")
 
 
 Point = tuple[float, float]

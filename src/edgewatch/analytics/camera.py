@@ -299,8 +299,12 @@ class CameraAnalytics:
         if self.state is not None:
             stats["state"] = self.state.state
         if self._answered is not None:
-            stats["detector"] = {key: self._answered[key] for key in ("in_use", "server", "fallback", "dropped")}
+            stats["detector"] = {key: self._answered[key] for key in DETECTOR_STATS if key in self._answered}
         return stats
+
+
+#: what a remote detector's camera stats say of it (docs/mqtt.md)
+DETECTOR_STATS = ("in_use", "server", "fallback", "dropped", "sent", "skipped", "sent_bytes")
 
 
 class _RateWindow:

@@ -4,6 +4,7 @@ the time the server cannot be reached. Tracking, analytics and sinks stay on the
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import socket
@@ -46,6 +47,11 @@ TIMEOUTS_BEFORE_LOST = 3
 #: the min_score of a remote model whose server could not be asked at start: model files' default
 UNKNOWN_MIN_SCORE = 0.25
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
+#: with min_change, a frame is sent at least this often however little it changed
+DEFAULT_MAX_SKIP = 10
+#: the width of the grayscale thumbnails min_change compares: wide enough for a person, small enough
+#: that sensor noise and JPEG artefacts average out
+THUMBNAIL_WIDTH = 64
 
 
 class RemoteDetector(Detector):
@@ -56,6 +62,11 @@ class RemoteDetector(Detector):
     instead (or no boxes come, without one), and the server is tried again after 2 s, then 4, 8, ...
     up to 30 s between tries. Each change between them is one log line; `in_use` says which answers.
 
+    With `min_change`, a frame that differs from the last one sent by less than that (the mean absolute
+    difference of 64-pixel-wide grayscale thumbnails, 0-255) is not sent: the server's last boxes are
+    returned again, and the edge tracker keeps their identities. Every `max_skip`-th frame is sent anyway.
+    `sent_frames`, `sent_bytes` and `skipped_frames` count what was sent and what was not.
+
     Args:
         url: `remote://HOST:PORT`, or `ws://HOST:PORT[/PATH]` / `wss://...`; a `?token=` in it is sent
             as `Authorization: Bearer`.
@@ -64,6 +75,8 @@ class RemoteDetector(Detector):
         timeout: seconds to connect, and to wait for each answer.
         quality: the JPEG quality frames are sent at (1-100).
         token: the server's token, when it has one (wins over one in `url`).
+        min_change: skip frames that changed less than this since the last one sent (0-255; 0: send all).
+        max_skip: with `min_change`, send at least every this many frames (at least 1).
 
     Raises:
         EdgewatchError: a bad `url`, or a server that refuses this client for good: another protocol
@@ -83,18 +96,26 @@ class RemoteDetector(Detector):
         timeout: float = DEFAULT_TIMEOUT_S,
         quality: int = DEFAULT_QUALITY,
         token: str | None = None,
+        min_change: float = 0.0,
+        max_skip: int = DEFAULT_MAX_SKIP,
     ) -> None:
         self.url, url_token = endpoint(url)
         if not timeout > 0:
             raise EdgewatchError(f"{url}: timeout must be more than 0 seconds", "e.g. timeout: 2")
         if not 1 <= quality <= 100:
             raise EdgewatchError(f"{url}: quality must be from 1 to 100", "e.g. quality: 90")
+        if not 0 <= min_change <= 255:
+            raise EdgewatchError(f"{url}: min_change must be from 0 to 255", "e.g. min_change: 2")
+        if max_skip < 1:
+            raise EdgewatchError(f"{url}: max_skip must be at least 1", "e.g. max_skip: 10")
         self.name = url.partition("?")[0]  # never the token
         self.token = token or url_token
         self.fallback = fallback
         self.fallback_name = fallback_name or (fallback.name if fallback is not None else None)
         self.timeout = timeout
         self.quality = quality
+        self.min_change = min_change
+        self.max_skip = max_skip
         self.client = f"edgewatch {__version__} on {socket.gethostname()}"
         #: which detector answered the last frame: the server's, the fallback, or none
         self.in_use: InUse | None = None
@@ -104,6 +125,10 @@ class RemoteDetector(Detector):
         self.model: str | None = None
         #: this client's frames the server reported dropped (it sends one at a time, so it sees few)
         self.dropped = 0
+        #: frames sent to the server, their JPEG bytes, and frames not sent for min_change
+        self.sent_frames = 0
+        self.sent_bytes = 0
+        self.skipped_frames = 0
         self.labels = list(fallback.labels) if fallback is not None else []
         self.default_min_score = fallback.default_min_score if fallback is not None else UNKNOWN_MIN_SCORE
         self.default_threshold = fallback.default_threshold if fallback is not None else 0.0
@@ -113,6 +138,9 @@ class RemoteDetector(Detector):
         self._timeouts = 0
         self._retry_at = 0.0
         self._backoff = RETRY_FIRST_S
+        #: the thumbnail of the last frame sent and the server's answer to it, while it answers
+        self._sent: tuple[np.ndarray, sv.Detections] | None = None
+        self._skipped_in_row = 0
         self._problem = self._connect(first=True)
         if self._connection is not None:
             self._use("remote")
@@ -123,14 +151,33 @@ class RemoteDetector(Detector):
         if self._connection is None and time.monotonic() >= self._retry_at:
             self._problem = self._connect()
         if self._connection is not None:
+            thumbnail = _thumbnail(image) if self.min_change > 0 else None
+            if thumbnail is not None and self._unchanged(thumbnail):
+                self.skipped_frames += 1
+                self._skipped_in_row += 1
+                assert self._sent is not None
+                return copy.deepcopy(self._sent[1])  # the pipeline sets tracker ids on what it gets
             found = self._ask(image)
             if found is not None:
                 self._use("remote")
-                return found
+                self._sent = (thumbnail, found) if thumbnail is not None else None
+                self._skipped_in_row = 0
+                return copy.deepcopy(found) if thumbnail is not None else found
+            self._sent = None  # a frame the server left unanswered: the next is sent, whatever it looks like
         self._use("fallback" if self.fallback is not None else "none", self._problem)
         if self.fallback is not None:
             return self.fallback.detect(image)
         return make_detections(np.empty((0, 4)), np.empty(0), np.empty(0, np.int64), self.labels)
+
+    def _unchanged(self, thumbnail: np.ndarray) -> bool:
+        """Whether the frame of `thumbnail` may go unsent: little changed since the last one sent, and
+        not yet `max_skip` frames since."""
+        if self._sent is None or self._skipped_in_row >= self.max_skip - 1:
+            return False
+        last = self._sent[0]
+        if last.shape != thumbnail.shape:
+            return False
+        return float(cv2.absdiff(last, thumbnail).mean()) < self.min_change
 
     def close(self) -> None:
         self._disconnect()
@@ -192,6 +239,7 @@ class RemoteDetector(Detector):
         return problem
 
     def _disconnect(self) -> None:
+        self._sent = None  # the server's answer is sent for again once it is back
         if self._connection is not None:
             connection, self._connection = self._connection, None
             try:
@@ -216,6 +264,8 @@ class RemoteDetector(Detector):
         self._frame += 1
         try:
             self._connection.send(pack_frame(self._frame, jpeg.tobytes()))
+            self.sent_frames += 1
+            self.sent_bytes += int(jpeg.size)
             deadline = time.monotonic() + self.timeout
             while True:
                 record = read_answer(self._connection.recv(timeout=max(0.0, deadline - time.monotonic())))
@@ -255,6 +305,14 @@ class RemoteDetector(Detector):
         else:
             log.warning("%s: %s; no boxes until it is back (a fallback: detector would answer meanwhile)",
                         self.name, problem)  # fmt: skip
+
+
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    """`image` as a small grayscale picture, THUMBNAIL_WIDTH wide, for min_change to compare."""
+    height, width = image.shape[:2]
+    size = (THUMBNAIL_WIDTH, max(1, round(height * THUMBNAIL_WIDTH / width)))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
 
 
 def _http_refusal(error: InvalidStatus) -> str:

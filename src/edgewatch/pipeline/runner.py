@@ -170,6 +170,9 @@ class Pipeline:
             "server": self.detector.name,  # RemoteDetector's name never holds the token
             "fallback": getattr(self.detector, "fallback_name", None),
             "dropped": int(getattr(self.detector, "dropped", 0)),
+            "sent": int(getattr(self.detector, "sent_frames", 0)),
+            "skipped": int(getattr(self.detector, "skipped_frames", 0)),
+            "sent_bytes": int(getattr(self.detector, "sent_bytes", 0)),
             "reason": getattr(self.detector, "reason", None),
         }
 
