@@ -109,7 +109,7 @@ def test_the_page_loads_clean_and_its_video_shows_new_frames(tmp_path, page):
         page.wait_for_function("(img) => img.naturalWidth > 0", arg=video.element_handle(), timeout=10_000)
         seen = video.evaluate(GRAB_TWICE)
         box = video.bounding_box()
-        problems = page.problems
+        problems = list(page.problems)  # what the page met while served: stopping the server aborts its polls
     assert (seen["width"], seen["height"]) == (640, 360)  # the scene's own size, not a placeholder
     assert seen["lit"] > seen["pixels"] / 2  # a picture, not a black box
     assert seen["changed"] > seen["pixels"] / 100  # a second later the car has moved on
@@ -137,7 +137,7 @@ def test_the_live_numbers_change_while_the_scene_plays_without_a_reload(tmp_path
         later = rows.evaluate_all(LIVE_ROWS)
         still_the_same_page = page.evaluate("window.notReloaded === true")
         health = page.locator("#camera-street .health").text_content()
-        problems = page.problems
+        problems = list(page.problems)  # what the page met while served: stopping the server aborts its polls
     assert still_the_same_page
     assert "line middle" in later and later["line middle"].startswith("in ")
     changed = {name for name in later if later[name] != first.get(name)}
@@ -166,7 +166,7 @@ def test_an_incident_arrives_with_its_thumbnail_and_its_clip_plays(tmp_path, pag
         page.wait_for_function("document.getElementById('player').currentTime > 0", timeout=10_000)
         played = player.evaluate("(video) => ({error: video.error && video.error.message, duration: video.duration,"
                                  " width: video.videoWidth, visible: !video.hidden})")  # fmt: skip
-        problems = page.problems
+        problems = list(page.problems)  # what the page met while served: stopping the server aborts its polls
     assert "incident" in text and "busy" in text and "pets" in text
     assert size == [640, 360]
     assert played["error"] is None and played["visible"] and played["width"] == 640
