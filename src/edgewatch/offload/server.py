@@ -190,18 +190,24 @@ class OffloadServer:
             times = Times(decode_ms=decoding, queue_ms=(job.taken - job.received) * 1000, model_ms=model_ms)
             job.client.deliver(answer(job.frame, job.width, job.height, detections, times, job.dropped, len(ready)))
 
-    async def _connection(self, websocket: WebSocket) -> None:
+    async def _greeted(self, websocket: WebSocket, nobody: str) -> str | None:
+        """Accept the connection and read its hello: who it is (`nobody` where it names no one), or
+        None once one that left or broke the protocol has been dealt with."""
         await websocket.accept()
-        peer = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else "a client"
+        peer = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else nobody
         try:
             greeting = read_hello(await self._first_message(websocket))
         except _Gone:
-            return
+            return None
         except ProtocolError as error:
-            log.warning("%s: refused: %s", peer, error.reason)
-            await _close(websocket, error)
+            await _refuse(websocket, peer, error)
+            return None
+        return f"{one_line(greeting.get('client', nobody))} at {peer}"
+
+    async def _connection(self, websocket: WebSocket) -> None:
+        name = await self._greeted(websocket, "a client")
+        if name is None:
             return
-        name = f"{one_line(greeting.get('client', 'a client'))} at {peer}"
         loop = asyncio.get_running_loop()
         answers: asyncio.Queue[Any] = asyncio.Queue()  # one answer at most: its client is busy until it is sent
 
@@ -212,8 +218,7 @@ class OffloadServer:
         client = self.slots.join(name, deliver)
         if client is None:
             error = ProtocolError(CLOSE_BUSY, f"the server has {self.slots.max_clients} clients; try again later")
-            log.warning("%s: refused: %s", name, error.reason)
-            await _close(websocket, error)
+            await _refuse(websocket, name, error)
             return
         try:
             await _send_json(websocket, self._welcome())
@@ -231,21 +236,15 @@ class OffloadServer:
     async def _listener(self, websocket: WebSocket, name: str) -> None:
         """`/v1/streams/NAME`: the hello as on /v1/detect, then each answer of the stream until the
         listener leaves; one that reads too slowly misses the older answers."""
-        await websocket.accept()
-        peer = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else "a listener"
-        try:
-            greeting = read_hello(await self._first_message(websocket))
-            stream = self.streams.get(name)
-            if stream is None:
-                known = ", ".join(sorted(self.streams)) or "none"
-                raise ProtocolError(CLOSE_NO_STREAM, f"no stream {one_line(name)!r} here (streams: {known})")
-        except _Gone:
+        who = await self._greeted(websocket, "a listener")
+        if who is None:
             return
-        except ProtocolError as error:
-            log.warning("%s: refused: %s", peer, error.reason)
-            await _close(websocket, error)
+        stream = self.streams.get(name)
+        if stream is None:
+            known = ", ".join(sorted(self.streams)) or "none"
+            await _refuse(websocket, who, ProtocolError(CLOSE_NO_STREAM, f"no stream {one_line(name)!r} here "
+                                                        f"(streams: {known})"))  # fmt: skip
             return
-        who = f"{one_line(greeting.get('client', 'a listener'))} at {peer}"
         loop = asyncio.get_running_loop()
         answers: asyncio.Queue[Any] = asyncio.Queue(LISTENER_BACKLOG)
 
@@ -407,3 +406,8 @@ async def _until_first_ends(*jobs: Coroutine[Any, Any, None]) -> None:
         error = task.exception()
         if error is not None:
             raise error
+
+
+async def _refuse(websocket: WebSocket, who: str, error: ProtocolError) -> None:
+    log.warning("%s: refused: %s", who, error.reason)
+    await _close(websocket, error)
