@@ -197,13 +197,15 @@ class MqttPublisher:
         log.info("MQTT connected to %s:%d as %s", self.host, self.port, self.client_id)
         client.publish(self._topic("availability"), "online", qos=1, retain=True)
         with self._lock:
-            latest = list(self._stats.values())
             self._discovered.clear()
         if self.config.discovery:
             self._announce_instance()
-        for stats in latest:
-            self._publish_stats(stats)
+        # Connected first, the latest read after: stats that arrive meanwhile are sent by one side or the other
         self._connected.set()
+        with self._lock:
+            cameras = list(self._stats)
+        for camera in cameras:
+            self._publish_latest(camera)
         self._ever_connected = True
         self._unreachable_said = False
         self.outbox.arrived.set()
@@ -265,14 +267,16 @@ class MqttPublisher:
             self._stats[camera] = stats
             self._incidents.update({(camera, rule): bool(on) for rule, on in stats.get("incidents", {}).items()})
         if self._connected.is_set():
-            self._publish_stats(stats)
+            self._publish_latest(camera)
 
-    def _publish_stats(self, stats: dict[str, Any]) -> None:
-        """The stats, and each count as a topic of its own (the retained latest is what a sensor shows)."""
-        camera = stats["camera"]
+    def _publish_latest(self, camera: str) -> None:
+        """A camera's newest stats, and each count as a topic of its own (the retained latest is what a sensor
+        shows). The newest is read under the publishing lock, so the last published is never an older one."""
         node = self._cameras(camera)
         publish = self._publish_retained
         with self._publishing:
+            with self._lock:
+                stats = self._stats[camera]
             publish(self._topic(node, "stats"), json.dumps(stats))
             unique, current = stats.get("unique", {}), stats.get("current", {})
             labels = list({**unique, **current})  # a label seen before and gone now is in view 0 times
