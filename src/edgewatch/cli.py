@@ -37,6 +37,9 @@ from edgewatch.sources import sample_video
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
+#: `bench offload`'s defaults: the street scene, and every named link profile (docs/links.md)
+OFFLOAD_SOURCE = "synthetic:street?seconds=20"
+OFFLOAD_PROFILES = "ethernet,wifi,lte,poor-lte,5g-low,5g-mmwave"
 
 log = logging.getLogger("edgewatch")
 
@@ -157,6 +160,29 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--markdown", action="store_true", help="print a markdown table")
     _option(models, "--results", "--json", "--csv", type=Path, action="append", default=[],
             help="write the results to FILE.json or FILE.csv; repeat for both")  # fmt: skip
+
+    offload = bench.add_parser(
+        "offload", parents=[common],
+        help="a small model on the device against a big one on a server, over emulated 4G/5G links (docs/offload.md)",
+    )  # fmt: skip
+    offload.add_argument("--local", required=True, action="append", metavar="DETECTOR|FILE",
+                         help="the device's model: a built-in detector or a model file; repeat for more")  # fmt: skip
+    offload.add_argument("--remote", required=True, metavar="DETECTOR|FILE|remote://HOST:PORT",
+                         help="the server's model, served here on loopback; or a running server's address")  # fmt: skip
+    offload.add_argument("--local-labels", metavar="FILE", help="class names of --local model files that hold none")
+    offload.add_argument("--remote-labels", metavar="FILE", help="class names of a --remote model file that holds none")
+    offload.add_argument("--source", default=OFFLOAD_SOURCE,
+                         help=f"the camera's frames, at their own frame rate (default {OFFLOAD_SOURCE})")  # fmt: skip
+    offload.add_argument("--seconds", type=float, default=10.0, help="seconds of the source to play (default 10)")
+    offload.add_argument("--profiles", default=OFFLOAD_PROFILES, metavar="LINK,...",
+                         help="link profiles (docs/links.md), custom ones as up=MBIT,down=MBIT,delay=MS,jitter=MS,"
+                         f"loss=FRACTION, and none for no emulated link (default {OFFLOAD_PROFILES})")  # fmt: skip
+    offload.add_argument("--send-less", default="auto", metavar="auto|THRESHOLD|off",
+                         help="also measure each link sending less: min_change auto or a threshold (default auto)")  # fmt: skip
+    offload.add_argument("--seed", type=int, default=0, help="the links' random jitter and loss (default 0)")
+    offload.add_argument("--markdown", action="store_true", help="print a markdown table")
+    offload.add_argument("--results", type=Path, help="write the results to FILE.json")
+    offload.add_argument("--plot", type=Path, help="draw F1 against latency and the uplink to FILE.png")
 
     demo = add_command(
         "demo", help="count people in a real street video, live on a page, with embedded defaults (Ctrl-C stops)"
@@ -285,6 +311,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--rtp-payload", type=int, default=96, metavar="PT",
         help="--rtp: the RTP payload type of the H.264 packets (default 96, as rtph264pay sends)",
     )  # fmt: skip
+
+    link = add_command(
+        "link", help="emulate a network link (4G, 5G, Wi-Fi) on loopback: a TCP relay with a rate, delay, jitter "
+        "and loss each way; Ctrl-C stops (docs/links.md)",
+    )  # fmt: skip
+    link.add_argument(
+        "--profile", required=True, metavar="SPEC",
+        help="ethernet, wifi, lte, poor-lte, 5g-low, 5g-mmwave, or figures: up=MBIT,down=MBIT[,delay=MS,jitter=MS,"
+        "loss=FRACTION]",
+    )  # fmt: skip
+    link.add_argument("--target", required=True, metavar="HOST:PORT", help="where each connection is relayed to")
+    link.add_argument(
+        "--listen", default="0", metavar="[HOST:]PORT", help="where clients connect (default: any free port of "
+        "127.0.0.1; the printed line says which)",
+    )  # fmt: skip
+    link.add_argument("--seed", type=int, default=0, help="the same seed gives the same jitter and losses")
 
     _add_train_commands(add_command, common, formats)
     return parser
@@ -468,6 +510,79 @@ def _run(args: argparse.Namespace) -> int:
         max_frames=args.max_frames,
     )
     return run_config(config, outputs, inputs=(args.config,) if args.config else ()).exit_code
+
+
+def _bench_offload(args: argparse.Namespace) -> int:
+    import contextlib
+    import importlib.util
+
+    from edgewatch.bench import offload as bench
+    from edgewatch.offload.address import is_remote
+    from edgewatch.offload.link import link_profile
+    from edgewatch.sinks.files import make_parent, refuse_outputs_over_inputs
+    from edgewatch.sources import open_source
+
+    for flag, path, suffix in (("--results", args.results, ".json"), ("--plot", args.plot, ".png")):
+        if path is not None and path.suffix.lower() != suffix:
+            raise EdgewatchError(f"{flag} {path}: the name must end in {suffix}", f"e.g. {flag} offload{suffix}")
+    if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
+        raise EdgewatchError("--plot needs matplotlib, which is not installed", "pip install matplotlib")
+    if not args.seconds > 0:
+        raise EdgewatchError(f"--seconds {args.seconds:g}: play at least a moment", "e.g. --seconds 10")
+    names = [name.strip() for name in args.profiles.split(",") if name.strip()]
+    profiles = [None if name == bench.NO_LINK else link_profile(name) for name in names]
+    if not profiles:
+        raise EdgewatchError("--profiles names no link", f"e.g. --profiles {OFFLOAD_PROFILES}")
+    send_less = [bench.OFF]
+    if args.send_less != bench.OFF:
+        bench.send_less_options(args.send_less)  # refused now, not after the minutes of the first rows
+        send_less.append(args.send_less)
+    outputs = [("--results", args.results), ("--plot", args.plot)]
+    refuse_outputs_over_inputs(outputs, [args.source, *args.local, args.remote])
+    for flag, path in outputs:
+        if path is not None:
+            make_parent(path, flag)
+    for spec in args.local:
+        bench.check_named(spec)
+    if not is_remote(args.remote):
+        bench.check_named(args.remote)
+    with open_source(args.source) as source:
+        fps = source.info.fps or bench.DEFAULT_FPS
+        frames = []
+        while len(frames) < round(args.seconds * fps) and (picture := source.read()) is not None:
+            frames.append(picture.image)
+    if not frames:
+        raise EdgewatchError(f"{args.source} gave no frames", "give a video, a camera or a folder of images")
+    with contextlib.ExitStack() as stack:
+        local = []
+        for spec in args.local:
+            local.append((Path(spec).name, bench.load_named(spec, args.local_labels)))
+            stack.callback(local[-1][1].close)
+        if is_remote(args.remote):
+            url = args.remote
+        else:
+            served = bench.load_named(args.remote, args.remote_labels)
+            stack.callback(served.close)
+            host, port = stack.enter_context(bench.served(served, Path(args.remote).name))
+            url = f"ws://{host}:{port}/v1/detect"
+        results = bench.measure(frames, fps, local, url, profiles, send_less, args.seed,
+                                say=lambda what: log.info("bench offload: %s", what))  # fmt: skip
+    height, width = frames[0].shape[:2]
+    print(f"{len(frames)} frames of {width}x{height} at {fps:g} fps; {os.cpu_count()} CPUs")
+    print(bench.table(results, markdown=args.markdown))
+    for link, where in bench.verdicts(results).items():
+        print(f"{link}: {'offloading wins' if where == 'server' else 'the device wins'}")
+    about = {"source": args.source, "frames": len(frames), "fps": fps, "size": [width, height],
+             "cpus": os.cpu_count(), "command": "edgewatch " + " ".join(sys.argv[1:])}  # fmt: skip
+    if args.results is not None:
+        bench.write_json(results, about, args.results)
+    if args.plot is not None:
+        bench.write_png(results, f"{', '.join(args.local)} on the device against {args.remote} on a server", args.plot)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    return _bench_offload(args) if args.bench == "offload" else _bench_models(args)
 
 
 def _bench_models(args: argparse.Namespace) -> int:
@@ -717,6 +832,21 @@ def _serve(args: argparse.Namespace) -> int:
             detector.close()
 
 
+def _link(args: argparse.Namespace) -> int:
+    from edgewatch.offload.link import LinkRelay, link_address, link_profile, relay_until_stopped
+
+    profile = link_profile(args.profile)
+    target = link_address(args.target, "--target")
+    relay = LinkRelay(profile, target, link_address(args.listen, "--listen", listening=True), seed=args.seed)
+    return relay_until_stopped(
+        relay,
+        on_start=lambda relay: print(f"relaying {relay.host}:{relay.port} -> {target[0]}:{target[1]} as "
+                                     f"{profile.name}: {profile.summary()}", flush=True),
+        on_stop=lambda relay: print(f"relayed {relay.up_bytes} bytes up, {relay.down_bytes} bytes down, "
+                                    f"{relay.lost_packets} of {relay.packets} packets lost", flush=True),
+    )  # fmt: skip
+
+
 def _train(args: argparse.Namespace) -> int:
     from edgewatch.train import commands
 
@@ -747,8 +877,8 @@ def _outbox(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "run": _run, "bench": _bench_models, "synth": _synth, "eval": _eval, "data": _data, "review": _review,
-    "outbox": _outbox, "demo": _demo, "train": _train, "serve": _serve,
+    "run": _run, "bench": _bench, "synth": _synth, "eval": _eval, "data": _data, "review": _review,
+    "outbox": _outbox, "demo": _demo, "train": _train, "serve": _serve, "link": _link,
 }  # fmt: skip
 
 
