@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import cv2
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -311,6 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--rtp-payload", type=int, default=96, metavar="PT",
         help="--rtp: the RTP payload type of the H.264 packets (default 96, as rtph264pay sends)",
     )  # fmt: skip
+    serve.add_argument("--mqtt", metavar="HOST[:PORT]|embedded",
+                       help="--rtp: also publish each stream's answers to <prefix>/<instance>/<stream>/detections "
+                       "(QoS 0; docs/mqtt.md)")  # fmt: skip
+    serve.add_argument("--instance", help="--mqtt: this server's name on the broker (default: the host name)")
 
     link = add_command(
         "link", help="emulate a network link (4G, 5G, Wi-Fi) on loopback: a TCP relay with a rate, delay, jitter "
@@ -513,7 +518,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _bench_offload(args: argparse.Namespace) -> int:
-    import contextlib
     import importlib.util
 
     from edgewatch.bench import offload as bench
@@ -809,12 +813,20 @@ def _serve(args: argparse.Namespace) -> int:
     if len(rtp) > args.max_clients:
         raise EdgewatchError(f"{len(rtp)} --rtp streams and --max-clients {args.max_clients}",
                              "each stream takes one of --max-clients: raise it")  # fmt: skip
+    if args.mqtt is not None and not rtp:
+        raise EdgewatchError(
+            "--mqtt publishes the answers of --rtp streams", "add --rtp [NAME=]PORT, or leave --mqtt out"
+        )
+    if args.instance is not None and args.mqtt is None:
+        raise EdgewatchError("--instance names this server on an MQTT broker", "add --mqtt HOST[:PORT]")
+    mqtt = _mqtt_flag(args.mqtt, None) if args.mqtt is not None else None
     with contextlib.ExitStack() as bound_here:  # taken ports are said before the model loads
         bound = bound_here.enter_context(bind(args.host, args.port, "--port"))
         streams = []
         for stream in rtp:
             sock = bound_here.enter_context(bind_udp(args.host, stream.port))
             streams.append((stream.name or str(sock.getsockname()[1]), sock))
+        publish = _stream_publisher(mqtt, args.instance, bound_here) if mqtt is not None else None
         if args.detector is not None:
             detector, model = load_detector(args.detector), args.detector
         else:
@@ -827,9 +839,28 @@ def _serve(args: argparse.Namespace) -> int:
                 on_serving=lambda url: print(f"serving {model} on {url}", flush=True), streams=streams,
                 payload_type=args.rtp_payload,
                 on_stream=lambda name, address: print(f"rtp stream {name} on {address}", flush=True),
+                publish=publish,
             )  # fmt: skip
         finally:
             detector.close()
+
+
+def _stream_publisher(
+    mqtt: MqttConfig, instance: str | None, resources: contextlib.ExitStack
+) -> Callable[[str, dict[str, Any]], None]:
+    """`serve --mqtt`: each RTP stream's answers to `<prefix>/<instance>/<stream>/detections` (QoS 0: a
+    late frame's boxes are worth nothing, so none wait for a broker that is away)."""
+    from edgewatch.sinks.broker import EmbeddedBroker
+    from edgewatch.sinks.mqtt import MqttPublisher
+    from edgewatch.sinks.outbox import Outbox
+
+    host, port = mqtt.host, mqtt.port
+    if host == "embedded":
+        broker = resources.enter_context(EmbeddedBroker("127.0.0.1", port))
+        host, port = broker.host, broker.port
+    publisher = MqttPublisher(mqtt, Outbox(":memory:"), host=host, port=port, instance=instance).start()
+    resources.callback(publisher.close)
+    return lambda stream, answer: publisher.live(stream, "detections", json.dumps(answer))
 
 
 def _link(args: argparse.Namespace) -> int:

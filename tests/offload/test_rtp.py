@@ -16,6 +16,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from brokers import Mosquitto, Subscriber
 from edgewatch.offload.protocol import CLOSE_NO_STREAM
 from edgewatch.sources import open_source
 from media import edgewatch_command, video_frame_count, write_video
@@ -115,6 +116,54 @@ def test_a_stream_that_loses_packets_or_stops_and_starts_again_goes_on_being_ans
     assert len(lossy) >= 45 and max(lossy) >= 80, f"answers stopped after the first loss: {lossy}"
     # picked up again; the model keeps only the newest frame, so on a loaded machine some are dropped by design
     assert len(again) >= 0.5 * 30 and min(again) > max(lossy), again
+
+
+@needs_gstreamer
+def test_with_mqtt_each_answer_of_a_stream_is_published_and_the_server_says_when_it_is_online(
+    tmp_path: Path, street_video: tuple[Path, int]
+):
+    video, sent = street_video
+    broker = Mosquitto(tmp_path).start()
+    subscriber = Subscriber(broker.port, "edgewatch/lab/#")
+    try:
+        with edgewatch_serve(tmp_path, "--detector", "street", "--port", "0", "--rtp", "gate=0",
+                             "--mqtt", f"127.0.0.1:{broker.port}", "--instance", "lab") as served:  # fmt: skip
+            port = int(re.search(r":(\d+)$", served.process.stdout.readline().decode().strip()).group(1))
+            assert subscriber.wait_for(lambda: subscriber.latest("edgewatch/lab/availability") == b"online")
+            client, _ = listen(served, "gate")  # what the server answered, to compare with what it published
+            with client:
+                gst("filesrc", f"location={video}", "!", "qtdemux", "!", "rtph264pay", "config-interval=1", "pt=96",
+                    "!", "udpsink", "host=127.0.0.1", f"port={port}")  # fmt: skip
+                answered = {answer["frame"] for answer in answers(client)}
+            topic = "edgewatch/lab/gate/detections"
+
+            def published() -> list[dict[str, Any]]:
+                return [json.loads(payload) for name, payload, _ in list(subscriber.messages) if name == topic]
+
+            subscriber.wait_for(lambda: {answer["frame"] for answer in published()} >= answered, timeout=10)
+            got = published()
+            # the model keeps each stream's newest frame only: a loaded machine answers fewer, each one published
+            assert len(answered) >= 0.5 * sent, f"{len(answered)} of {sent} answered\n{served.log}"
+            assert {answer["frame"] for answer in got} == answered
+            assert all(answer["stream"] == "gate" for answer in got)
+            assert sum(bool(answer["detections"]) for answer in got) >= 0.9 * len(got)
+            assert not any(retained for name, _, retained in subscriber.messages if name == topic)
+        assert subscriber.wait_for(lambda: subscriber.latest("edgewatch/lab/availability") == b"offline")
+    finally:
+        subscriber.close()
+        broker.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [(["--mqtt", "127.0.0.1"], "--mqtt publishes the answers of --rtp streams"),
+     (["--rtp", "0", "--instance", "lab"], "--instance names this server on an MQTT broker"),
+     (["--rtp", "0", "--mqtt", "127.0.0.1:port"], "bad --mqtt 127.0.0.1:port")],
+)  # fmt: skip
+def test_bad_mqtt_output_is_one_line_and_exit_code_2(tmp_path: Path, args: list[str], says: str):
+    done = subprocess.run(edgewatch_command("serve", "--detector", "street", "--port", "0", *args),
+                          cwd=tmp_path, capture_output=True, timeout=60, env=server_env())  # fmt: skip
+    assert says in one_line_error(done)
 
 
 @needs_gstreamer

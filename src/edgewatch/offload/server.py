@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -355,6 +356,7 @@ def serve(
     streams: Iterable[tuple[str, socket.socket]] = (),
     payload_type: int = DEFAULT_PAYLOAD,
     on_stream: Callable[[str, str], None] | None = None,
+    publish: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> int:
     """Serve `detector` on `bound` until SIGINT or SIGTERM.
 
@@ -369,6 +371,8 @@ def serve(
         streams: RTP streams to receive, each `(name, bound UDP socket)`; closed when the server stops.
         payload_type: their RTP payload type.
         on_stream: called after `on_serving` with each stream's name and `udp://HOST:PORT`.
+        publish: called with each stream's name and each of its answers, on the model thread (the
+            `--mqtt` output).
 
     Returns:
         The exit code: 130 after SIGINT, 143 after SIGTERM.
@@ -383,6 +387,8 @@ def serve(
             if on_serving is not None:
                 on_serving(url)
             for stream in server.streams.values():
+                if publish is not None:
+                    stream.listen(functools.partial(publish, stream.name))
                 if on_stream is not None:
                     on_stream(stream.name, stream.address)
             while not shutdown.requested and server.running:

@@ -261,6 +261,14 @@ class MqttPublisher:
                 self._incidents[(camera, event["rule"])] = event["phase"] == "start"
             self._publish_incident(camera, event["rule"], event["phase"] == "start")
 
+    def live(self, camera: str, leaf: str, payload: str) -> bool:
+        """Publish `payload` to `<camera>/<leaf>` at QoS 0, unretained, if connected now: for what is
+        worthless once late (a stream's boxes of each frame), so nothing is queued. Whether it went out."""
+        if not self._connected.is_set():
+            return False
+        self._client.publish(self._topic(self._cameras(camera), leaf), payload, qos=0)
+        return True
+
     def stats(self, stats: dict[str, Any]) -> None:
         camera = stats["camera"]
         with self._lock:
