@@ -9,7 +9,7 @@ import socket
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -63,10 +63,14 @@ class DetectorConfig(StrictModel):
     timeout: float | None = Field(None, gt=0, description="remote: seconds to connect and to wait for each answer (2)")
     quality: int | None = Field(None, ge=1, le=100, description="remote: JPEG quality of the frames sent (90)")
     token: str | None = Field(None, description="remote: the server's token, when it has one")
-    min_change: float | None = Field(
-        None, ge=0, le=255, description="remote: send a frame only when it changed by this much (0-255; 0: all)"
+    min_change: float | Literal["auto"] | None = Field(
+        None, description="remote: send a frame only when it changed by this much (0-255; 0: all), or auto"
     )
     max_skip: int | None = Field(None, ge=1, description="remote: with min_change, send at least every N frames (10)")
+    target_f1: float | None = Field(
+        None, gt=0, le=1, description="remote: with min_change: auto, the F1 against sending all to keep (0.9)"
+    )
+    max_kbps: float | None = Field(None, gt=0, description="remote: kilobits per second to send at most")
 
     @field_validator("type")
     @classmethod
@@ -75,6 +79,19 @@ class DetectorConfig(StrictModel):
         if value not in types:
             raise ValueError(f"unknown detector type '{value}'; use one of {', '.join(types)}")
         return value
+
+    @field_validator("min_change", mode="before")
+    @classmethod
+    def _change_or_auto(cls, value: Any) -> Any:
+        if value is None or value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError("Input should be a number from 0 to 255, or auto")
+        if value < 0:
+            raise ValueError("Input should be greater than or equal to 0")
+        if value > 255:
+            raise ValueError("Input should be less than or equal to 255")
+        return float(value)
 
     @model_validator(mode="after")
     def _model_has_path(self) -> DetectorConfig:
@@ -91,6 +108,8 @@ class DetectorConfig(StrictModel):
             return self
         if not self.url:
             raise _FieldError(("url",), "a detector of type remote needs url: (its server, e.g. ws://10.0.0.5:8765)")
+        if self.target_f1 is not None and self.min_change != "auto":
+            raise _FieldError(("target_f1",), "only with min_change: auto (a fixed min_change keeps no F1)")
         try:
             endpoint(self.url)
         except EdgewatchError as error:
@@ -110,7 +129,7 @@ class DetectorConfig(StrictModel):
 # pets model is trained yet)
 SYNTHETIC_DETECTORS = {"street": "street", "door": "door", "pets": "motion"}
 PREPROCESS_KEYS = ("input_size", "letterbox", "rgb", "scale", "mean", "std")
-REMOTE_KEYS = ("url", "fallback", "timeout", "quality", "token", "min_change", "max_skip")
+REMOTE_KEYS = ("url", "fallback", "timeout", "quality", "token", "min_change", "max_skip", "target_f1", "max_kbps")
 
 
 Point = tuple[float, float]

@@ -91,7 +91,20 @@ def test_a_server_killed_and_back_is_two_detector_events_and_the_stats_say_fallb
     assert {(item["server"], item["fallback"]) for item in answered} == {(url, "street")}
     assert [in_use for in_use, _ in groupby(item["in_use"] for item in answered)] == ["remote", "fallback", "remote"]
     assert all(
-        item.keys() == {"in_use", "server", "fallback", "dropped", "sent", "skipped", "sent_bytes"} for item in answered
+        item.keys()
+        == {
+            "in_use",
+            "server",
+            "fallback",
+            "dropped",
+            "sent",
+            "skipped",
+            "sent_bytes",
+            "min_change",
+            "quality",
+            "scale",
+        }
+        for item in answered
     )
     fallback_times = [item["time"] for item in stats if item["detector"]["in_use"] == "fallback"]
     assert events[0]["time"] <= min(fallback_times) and max(fallback_times) < events[1]["time"]

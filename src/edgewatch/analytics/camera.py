@@ -304,7 +304,9 @@ class CameraAnalytics:
 
 
 #: what a remote detector's camera stats say of it (docs/mqtt.md)
-DETECTOR_STATS = ("in_use", "server", "fallback", "dropped", "sent", "skipped", "sent_bytes")
+DETECTOR_STATS = (
+    "in_use", "server", "fallback", "dropped", "sent", "skipped", "sent_bytes", "min_change", "quality", "scale"
+)  # fmt: skip
 
 
 class _RateWindow:

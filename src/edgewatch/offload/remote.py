@@ -32,6 +32,7 @@ from edgewatch.offload.protocol import (
     read_answer,
     read_welcome,
 )
+from edgewatch.offload.sendless import DEFAULT_TARGET_F1, Budget, SendLess, Threshold
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,6 @@ UNKNOWN_MIN_SCORE = 0.25
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
 #: with min_change, a frame is sent at least this often however little it changed
 DEFAULT_MAX_SKIP = 10
-#: the width of the grayscale thumbnails min_change compares: wide enough for a person, small enough
-#: that sensor noise and JPEG artefacts average out
-THUMBNAIL_WIDTH = 64
 
 
 class RemoteDetector(Detector):
@@ -64,8 +62,11 @@ class RemoteDetector(Detector):
 
     With `min_change`, a frame that differs from the last one sent by less than that (the mean absolute
     difference of 64-pixel-wide grayscale thumbnails, 0-255) is not sent: the server's last boxes are
-    returned again, and the edge tracker keeps their identities. Every `max_skip`-th frame is sent anyway.
-    `sent_frames`, `sent_bytes` and `skipped_frames` count what was sent and what was not.
+    returned, moved by optical flow to where their content is now, and the edge tracker keeps their
+    identities. Every `max_skip`-th frame is sent anyway. `min_change="auto"` tunes the threshold from
+    short runs of frames sent in a row, for F1 `target_f1` against sending all (offload/sendless.py).
+    With `max_kbps`, the JPEG quality, then the frame size, go down to keep the kilobits sent per second
+    under it. `sent_frames`, `sent_bytes` and `skipped_frames` count what was sent and what was not.
 
     Args:
         url: `remote://HOST:PORT`, or `ws://HOST:PORT[/PATH]` / `wss://...`; a `?token=` in it is sent
@@ -75,8 +76,11 @@ class RemoteDetector(Detector):
         timeout: seconds to connect, and to wait for each answer.
         quality: the JPEG quality frames are sent at (1-100).
         token: the server's token, when it has one (wins over one in `url`).
-        min_change: skip frames that changed less than this since the last one sent (0-255; 0: send all).
+        min_change: skip frames that changed less than this since the last one sent (0-255; 0: send all),
+            or "auto".
         max_skip: with `min_change`, send at least every this many frames (at least 1).
+        target_f1: with `min_change="auto"`, the F1 against sending all that the threshold keeps (0-1).
+        max_kbps: the kilobits per second (of the wall clock) to send at most; None: no budget.
 
     Raises:
         EdgewatchError: a bad `url`, or a server that refuses this client for good: another protocol
@@ -96,26 +100,32 @@ class RemoteDetector(Detector):
         timeout: float = DEFAULT_TIMEOUT_S,
         quality: int = DEFAULT_QUALITY,
         token: str | None = None,
-        min_change: float = 0.0,
+        min_change: Threshold = 0.0,
         max_skip: int = DEFAULT_MAX_SKIP,
+        target_f1: float = DEFAULT_TARGET_F1,
+        max_kbps: float | None = None,
     ) -> None:
         self.url, url_token = endpoint(url)
         if not timeout > 0:
             raise EdgewatchError(f"{url}: timeout must be more than 0 seconds", "e.g. timeout: 2")
         if not 1 <= quality <= 100:
             raise EdgewatchError(f"{url}: quality must be from 1 to 100", "e.g. quality: 90")
-        if not 0 <= min_change <= 255:
-            raise EdgewatchError(f"{url}: min_change must be from 0 to 255", "e.g. min_change: 2")
+        if min_change != "auto" and not (isinstance(min_change, int | float) and 0 <= min_change <= 255):
+            raise EdgewatchError(f"{url}: min_change must be from 0 to 255, or auto", "e.g. min_change: auto")
         if max_skip < 1:
             raise EdgewatchError(f"{url}: max_skip must be at least 1", "e.g. max_skip: 10")
+        if not 0 < target_f1 <= 1:
+            raise EdgewatchError(f"{url}: target_f1 must be more than 0 and at most 1", "e.g. target_f1: 0.9")
+        if max_kbps is not None and not max_kbps > 0:
+            raise EdgewatchError(f"{url}: max_kbps must be more than 0", "e.g. max_kbps: 2000")
         self.name = url.partition("?")[0]  # never the token
         self.token = token or url_token
         self.fallback = fallback
         self.fallback_name = fallback_name or (fallback.name if fallback is not None else None)
         self.timeout = timeout
-        self.quality = quality
-        self.min_change = min_change
         self.max_skip = max_skip
+        self.send_less = SendLess(min_change, max_skip, target_f1)
+        self.budget = Budget(max_kbps, quality)
         self.client = f"edgewatch {__version__} on {socket.gethostname()}"
         #: which detector answered the last frame: the server's, the fallback, or none
         self.in_use: InUse | None = None
@@ -138,10 +148,8 @@ class RemoteDetector(Detector):
         self._timeouts = 0
         self._retry_at = 0.0
         self._backoff = RETRY_FIRST_S
-        #: the thumbnail of the last frame sent and the server's answer to it, while it answers
-        self._sent: tuple[np.ndarray, sv.Detections] | None = None
-        self._skipped_in_row = 0
         self._problem = self._connect(first=True)
+        self.send_less.min_score = self.default_min_score
         if self._connection is not None:
             self._use("remote")
         else:
@@ -151,33 +159,35 @@ class RemoteDetector(Detector):
         if self._connection is None and time.monotonic() >= self._retry_at:
             self._problem = self._connect()
         if self._connection is not None:
-            thumbnail = _thumbnail(image) if self.min_change > 0 else None
-            if thumbnail is not None and self._unchanged(thumbnail):
+            moved = self.send_less.boxes(image)
+            if moved is not None:
                 self.skipped_frames += 1
-                self._skipped_in_row += 1
-                assert self._sent is not None
-                return copy.deepcopy(self._sent[1])  # the pipeline sets tracker ids on what it gets
+                return moved
             found = self._ask(image)
             if found is not None:
                 self._use("remote")
-                self._sent = (thumbnail, found) if thumbnail is not None else None
-                self._skipped_in_row = 0
-                return copy.deepcopy(found) if thumbnail is not None else found
-            self._sent = None  # a frame the server left unanswered: the next is sent, whatever it looks like
+                self.send_less.answered(image, found)
+                return copy.deepcopy(found) if self.send_less.active else found  # the pipeline sets ids on it
+            self.send_less.reset()  # a frame the server left unanswered: the next is sent, whatever it looks like
         self._use("fallback" if self.fallback is not None else "none", self._problem)
         if self.fallback is not None:
             return self.fallback.detect(image)
         return make_detections(np.empty((0, 4)), np.empty(0), np.empty(0, np.int64), self.labels)
 
-    def _unchanged(self, thumbnail: np.ndarray) -> bool:
-        """Whether the frame of `thumbnail` may go unsent: little changed since the last one sent, and
-        not yet `max_skip` frames since."""
-        if self._sent is None or self._skipped_in_row >= self.max_skip - 1:
-            return False
-        last = self._sent[0]
-        if last.shape != thumbnail.shape:
-            return False
-        return float(cv2.absdiff(last, thumbnail).mean()) < self.min_change
+    @property
+    def min_change(self) -> float:
+        """The threshold in use: the one given, or the one `min_change="auto"` tuned."""
+        return self.send_less.threshold
+
+    @property
+    def quality(self) -> int:
+        """The JPEG quality frames are sent at now: the one given, or lower to keep `max_kbps`."""
+        return self.budget.quality
+
+    @property
+    def scale(self) -> float:
+        """How much smaller than the frame the picture sent is: 1.0 unless `max_kbps` made it smaller."""
+        return self.budget.scale
 
     def close(self) -> None:
         self._disconnect()
@@ -239,7 +249,7 @@ class RemoteDetector(Detector):
         return problem
 
     def _disconnect(self) -> None:
-        self._sent = None  # the server's answer is sent for again once it is back
+        self.send_less.reset()  # the server's answer is sent for again once it is back
         if self._connection is not None:
             connection, self._connection = self._connection, None
             try:
@@ -254,7 +264,11 @@ class RemoteDetector(Detector):
         if max(width, height) > self._max_side:
             self._problem = f"frames of {width}x{height} are over the server's {self._max_side} pixels a side"
             return None
-        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        scale = self.budget.scale
+        sent = image if scale == 1.0 else cv2.resize(
+            image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA
+        )  # fmt: skip
+        ok, jpeg = cv2.imencode(".jpg", sent, [cv2.IMWRITE_JPEG_QUALITY, self.budget.quality])
         if not ok:
             self._problem = "the frame could not be encoded as JPEG"
             return None
@@ -266,6 +280,7 @@ class RemoteDetector(Detector):
             self._connection.send(pack_frame(self._frame, jpeg.tobytes()))
             self.sent_frames += 1
             self.sent_bytes += int(jpeg.size)
+            self.budget.sent(time.monotonic(), int(jpeg.size))
             deadline = time.monotonic() + self.timeout
             while True:
                 record = read_answer(self._connection.recv(timeout=max(0.0, deadline - time.monotonic())))
@@ -273,6 +288,9 @@ class RemoteDetector(Detector):
                 if record["frame"] == self._frame:
                     break  # else the late answer to a frame given up on
             detections = answer_detections(record)
+            if sent is not image:  # the server answers in the pixels it was sent
+                factor = np.array([width / sent.shape[1], height / sent.shape[0]] * 2, dtype=np.float32)
+                detections.xyxy = (detections.xyxy * factor).astype(detections.xyxy.dtype)
         except TimeoutError:
             self._timeouts += 1
             self._problem = f"the server did not answer within {self.timeout:g} s"
@@ -305,14 +323,6 @@ class RemoteDetector(Detector):
         else:
             log.warning("%s: %s; no boxes until it is back (a fallback: detector would answer meanwhile)",
                         self.name, problem)  # fmt: skip
-
-
-def _thumbnail(image: np.ndarray) -> np.ndarray:
-    """`image` as a small grayscale picture, THUMBNAIL_WIDTH wide, for min_change to compare."""
-    height, width = image.shape[:2]
-    size = (THUMBNAIL_WIDTH, max(1, round(height * THUMBNAIL_WIDTH / width)))
-    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
 
 
 def _http_refusal(error: InvalidStatus) -> str:

@@ -173,6 +173,9 @@ class Pipeline:
             "sent": int(getattr(self.detector, "sent_frames", 0)),
             "skipped": int(getattr(self.detector, "skipped_frames", 0)),
             "sent_bytes": int(getattr(self.detector, "sent_bytes", 0)),
+            "min_change": float(getattr(self.detector, "min_change", 0.0)),
+            "quality": int(getattr(self.detector, "quality", 0)),
+            "scale": float(getattr(self.detector, "scale", 1.0)),
             "reason": getattr(self.detector, "reason", None),
         }
 
